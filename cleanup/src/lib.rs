@@ -1,1 +1,16 @@
-//! placeholder replaced in this session
+//! `nodenet cleanup`: removes the kernel state and files nodenet created,
+//! and nothing else.
+//!
+//! Teardown is a list of [`Step`]s. Each step only *finds* what of its kind
+//! exists and is provably ours; removal of the found [`Item`]s is shared, so
+//! a dry run reports exactly what a real run would remove. Steps run in
+//! order, every error is collected and the run keeps going (as netavark's
+//! teardown does). Later components add their own steps to [`steps`].
+
+mod item;
+mod run;
+pub mod steps;
+
+pub use item::Item;
+pub use run::{Cause, CleanupError, Mode, Report, run};
+pub use steps::{Paths, Step, steps};

@@ -1,1 +1,12 @@
-//! placeholder replaced in this session
+//! The Kubernetes side of nodenet: one API client, reflectors shared between
+//! components (each resource type is watched once), coalesced change signals
+//! and a small Event recorder for reporting bad input on objects.
+
+pub mod changes;
+pub mod client;
+pub mod events;
+pub mod reflectors;
+
+pub use changes::Changes;
+pub use client::{ClientError, client};
+pub use reflectors::{ReflectorStats, Reflectors, Shared};

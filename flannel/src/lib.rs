@@ -1,1 +1,6 @@
-//! placeholder replaced in this session
+//! The flannel-compatible overlay component and nodenet's CNI plugin.
+
+pub mod cni;
+pub mod component;
+pub mod conflist;
+pub mod subnet;

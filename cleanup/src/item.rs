@@ -1,0 +1,51 @@
+//! Things cleanup can remove, and how each kind is removed.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::run::Cause;
+
+/// One removable object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A network interface in the current network namespace.
+    Link(String),
+    /// An nftables table.
+    NftTable { family: String, name: String },
+    /// A regular file (or symlink).
+    File(PathBuf),
+    /// A directory, removed with its contents.
+    Dir(PathBuf),
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::Link(name) => write!(f, "link {name}"),
+            Item::NftTable { family, name } => write!(f, "nft table {family} {name}"),
+            Item::File(path) => write!(f, "file {}", path.display()),
+            Item::Dir(path) => write!(f, "dir {}", path.display()),
+        }
+    }
+}
+
+impl Item {
+    /// Removes the item; Ok(false) if it was already gone (someone else
+    /// removed it between finding and removing, which is fine).
+    pub(crate) async fn remove(&self) -> Result<bool, Cause> {
+        match self {
+            Item::Link(name) => Ok(host::link::delete_link(name).await?),
+            Item::NftTable { family, name } => Ok(host::nft::delete_table(family, name)?),
+            Item::File(path) => gone_is_fine(std::fs::remove_file(path)),
+            Item::Dir(path) => gone_is_fine(std::fs::remove_dir_all(path)),
+        }
+    }
+}
+
+fn gone_is_fine(result: std::io::Result<()>) -> Result<bool, Cause> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Cause::Io(e)),
+    }
+}

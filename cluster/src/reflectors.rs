@@ -1,0 +1,324 @@
+//! Shared reflectors: each resource type is listed and watched once per
+//! process, however many components read it.
+//!
+//! `Reflectors::shared::<K>()` starts the watch for `K` on first use and hands
+//! every caller the same `Store<K>` plus a coalescing change signal. The store
+//! is kube-runtime's: it becomes ready only after the first full list, so a
+//! component that waits for readiness never plans from a partial view. A
+//! watch that fails is retried with kube-runtime's default backoff; the store
+//! keeps its last contents meanwhile (the dataplane keeps its last state).
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::changes::Changes;
+
+/// How long a change signal waits for a burst to settle before waking.
+pub const DEFAULT_SETTLE: Duration = Duration::from_millis(100);
+
+/// The bounds a resource type needs to be reflected.
+pub trait Reflected:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
+}
+impl<K> Reflected for K where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
+}
+
+/// One reflected type as handed to a component: the store and its changes.
+#[derive(Clone)]
+pub struct Shared<K: Reflected> {
+    store: Store<K>,
+    changed: watch::Receiver<u64>,
+    settle: Duration,
+}
+
+impl<K: Reflected> Shared<K> {
+    /// The read-only cache of all objects of this type.
+    pub fn store(&self) -> &Store<K> {
+        &self.store
+    }
+
+    /// A fresh coalescing change signal; it wakes for changes after now.
+    pub fn changes(&self) -> Changes {
+        let mut rx = self.changed.clone();
+        rx.borrow_and_update();
+        Changes::new(rx, self.settle)
+    }
+
+    /// Waits until the first full list has been stored.
+    pub async fn wait_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        self.store.wait_until_ready().await
+    }
+}
+
+/// Counters of one reflector, exported as metrics.
+#[derive(Debug)]
+pub struct ReflectorStats {
+    /// The resource kind, e.g. `Node`.
+    pub kind: String,
+    events: AtomicU64,
+    errors: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl ReflectorStats {
+    fn new(kind: String) -> Self {
+        ReflectorStats {
+            kind,
+            events: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+        }
+    }
+    /// Objects received: list items, applies and deletes (not the list
+    /// start/end markers).
+    pub fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+    /// List or watch failures (each followed by a backoff and a retry).
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+    /// Whether the first full list has completed.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+/// The per-process registry of reflectors, keyed by resource type.
+pub struct Reflectors {
+    client: Client,
+    settle: Duration,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    stats: Vec<Arc<ReflectorStats>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Reflectors {
+    /// A registry whose watches use `client`; nothing is watched until a
+    /// component asks for a type.
+    pub fn new(client: Client) -> Self {
+        Reflectors {
+            client,
+            settle: DEFAULT_SETTLE,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The client the watches use (for writes such as Events).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The shared reflector of `K`, started on first use. Must be called
+    /// inside a tokio runtime.
+    pub fn shared<K: Reflected>(&self) -> Shared<K> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let key = TypeId::of::<K>();
+        let found = inner.entries.get(&key);
+        if let Some(shared) = found.and_then(|f| f.downcast_ref::<Shared<K>>()) {
+            return shared.clone();
+        }
+        let (shared, stats, task) = self.start::<K>();
+        inner.entries.insert(key, Box::new(shared.clone()));
+        inner.stats.push(stats);
+        inner.tasks.push(task);
+        shared
+    }
+
+    /// Counters of every started reflector.
+    pub fn stats(&self) -> Vec<Arc<ReflectorStats>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.stats.clone()
+    }
+
+    fn start<K: Reflected>(&self) -> (Shared<K>, Arc<ReflectorStats>, JoinHandle<()>) {
+        let (store, writer) = reflector::store::<K>();
+        let (tx, changed) = watch::channel(0u64);
+        let stats = Arc::new(ReflectorStats::new(K::kind(&()).into_owned()));
+        let api: Api<K> = Api::all(self.client.clone());
+        let events = watcher(api, watcher::Config::default()).default_backoff();
+        let task = tokio::spawn(drive(events, writer, tx, stats.clone()));
+        let shared = Shared {
+            store,
+            changed,
+            settle: self.settle,
+        };
+        (shared, stats, task)
+    }
+}
+
+impl Drop for Reflectors {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        for task in &inner.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Applies watch events to the store and signals changes; errors are
+/// counted and logged, the (backed-off) stream then resumes by itself.
+async fn drive<K, S>(
+    events: S,
+    mut writer: Writer<K>,
+    changed: watch::Sender<u64>,
+    stats: Arc<ReflectorStats>,
+) where
+    K: Reflected,
+    S: Stream<Item = watcher::Result<watcher::Event<K>>>,
+{
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(event) => apply(&mut writer, &event, &changed, &stats),
+            Err(err) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(kind = %stats.kind, error = %err, "watch failed; retrying with backoff");
+            }
+        }
+    }
+}
+
+fn apply<K: Reflected>(
+    writer: &mut Writer<K>,
+    event: &watcher::Event<K>,
+    changed: &watch::Sender<u64>,
+    stats: &ReflectorStats,
+) {
+    writer.apply_watcher_event(event);
+    let carries_object = matches!(
+        event,
+        watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitApply(_)
+    );
+    if carries_object {
+        stats.events.fetch_add(1, Ordering::Relaxed);
+    }
+    // During a (re)list the store only swaps in the new contents at
+    // InitDone, so Init and InitApply change nothing readers can see.
+    let visible = !matches!(event, watcher::Event::Init | watcher::Event::InitApply(_));
+    if visible {
+        if matches!(event, watcher::Event::InitDone) {
+            stats.ready.store(true, Ordering::Relaxed);
+        }
+        changed.send_modify(|generation| *generation += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::stream;
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::ObjectMeta;
+    use kube::runtime::reflector::ObjectRef;
+
+    fn node(name: &str) -> Node {
+        Node {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            ..Node::default()
+        }
+    }
+
+    fn failure() -> watcher::Error {
+        watcher::Error::NoResourceVersion
+    }
+
+    struct Harness {
+        store: Store<Node>,
+        changes: Changes,
+        stats: Arc<ReflectorStats>,
+        tx: watch::Sender<u64>,
+        writer: Option<Writer<Node>>,
+    }
+
+    fn harness() -> Harness {
+        let (store, writer) = reflector::store::<Node>();
+        let (tx, rx) = watch::channel(0u64);
+        Harness {
+            store,
+            changes: Changes::new(rx, DEFAULT_SETTLE),
+            stats: Arc::new(ReflectorStats::new("Node".into())),
+            tx,
+            writer: Some(writer),
+        }
+    }
+
+    impl Harness {
+        async fn feed(&mut self, events: Vec<watcher::Result<watcher::Event<Node>>>) {
+            let writer = self.writer.take().expect("feed once");
+            let (tx, stats) = (self.tx.clone(), self.stats.clone());
+            drive(stream::iter(events), writer, tx, stats).await;
+        }
+    }
+
+    async fn wakes(changes: &mut Changes) -> bool {
+        let long = Duration::from_secs(3600);
+        tokio::time::timeout(long, changes.changed()).await.is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ready_only_after_full_list_and_one_wake_per_list() {
+        let mut h = harness();
+        let events = vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(node("a"))),
+            Ok(watcher::Event::InitApply(node("b"))),
+        ];
+        h.feed(events).await;
+        assert!(!h.stats.ready());
+        assert!(!wakes(&mut h.changes).await, "partial list must not wake");
+        let ready = tokio::time::timeout(Duration::from_secs(1), h.store.wait_until_ready());
+        // The writer is gone after the feed: the store must report that,
+        // never "ready".
+        assert!(
+            !matches!(ready.await, Ok(Ok(()))),
+            "store ready before InitDone"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_are_counted_and_stream_resumes() {
+        let mut h = harness();
+        let events = vec![
+            Err(failure()),
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(node("a"))),
+            Ok(watcher::Event::InitDone),
+            Err(failure()),
+            Ok(watcher::Event::Apply(node("b"))),
+            Ok(watcher::Event::Delete(node("a"))),
+        ];
+        h.feed(events).await;
+        assert_eq!(h.stats.errors(), 2);
+        assert_eq!(h.stats.events(), 3, "list item, apply, delete");
+        assert!(h.stats.ready());
+        h.store.wait_until_ready().await.expect("ready");
+        assert!(h.store.get(&ObjectRef::new("b")).is_some());
+        assert!(h.store.get(&ObjectRef::new("a")).is_none());
+        assert!(wakes(&mut h.changes).await);
+        assert!(!wakes(&mut h.changes).await, "burst must be one wake");
+    }
+}

@@ -1,0 +1,95 @@
+//! Which components this configuration runs, and their supervisor adapters.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Node;
+use tokio::sync::watch;
+
+use cluster::Reflectors;
+use cluster::events::Recorder;
+use flannel::component::{Backend, Context, FlannelConfig};
+
+use super::supervisor::Component;
+use crate::config::{Config, Disableable};
+
+/// The flannel component (subnet.env + CNI installation).
+struct Flannel {
+    ctx: Context,
+}
+
+impl Component for Flannel {
+    fn name(&self) -> &'static str {
+        "flannel"
+    }
+
+    fn run(self: Arc<Self>, ready: watch::Sender<bool>) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async move { Ok(flannel::component::run(&self.ctx, &ready).await?) })
+    }
+}
+
+/// Builds the components to supervise; must run inside the runtime (the
+/// shared reflectors start their watches on first use).
+pub fn build(config: &Config, reflectors: &Reflectors) -> Vec<Arc<dyn Component>> {
+    let mut components: Vec<Arc<dyn Component>> = Vec::new();
+    if let Some(backend) = config.flannel_backend {
+        components.push(Arc::new(flannel(config, backend, reflectors)));
+    }
+    components
+}
+
+fn flannel(config: &Config, backend: Backend, reflectors: &Reflectors) -> Flannel {
+    let recorder = Recorder::new(
+        reflectors.client().clone(),
+        "nodenet-flannel",
+        &config.node_name,
+    );
+    Flannel {
+        ctx: Context {
+            config: FlannelConfig {
+                node_name: config.node_name.clone(),
+                node_ips: config.node_ips.clone(),
+                cluster_cidrs: config.cluster_cidrs.clone(),
+                backend,
+                run_dir: config.paths.run_dir.clone(),
+                data_dir: config.paths.data_dir.clone(),
+                cni_conf_dir: config.paths.cni_conf_dir.clone(),
+                cni_bin_dir: config.paths.cni_bin_dir.clone(),
+            },
+            nodes: reflectors.shared::<Node>(),
+            events: Arc::new(recorder),
+        },
+    }
+}
+
+/// Logs once, at start, what runs and what does not, and why.
+pub fn log_plan(config: &Config) {
+    match config.flannel_backend {
+        Some(backend) => {
+            tracing::info!(
+                component = "flannel",
+                backend = backend.name(),
+                "runs: pod subnet and CNI plugin"
+            );
+            tracing::warn!(
+                component = "flannel",
+                backend = backend.name(),
+                "the overlay is not built yet (issue 3): pods on this node get addresses and talk locally, cross-node pod traffic needs the overlay"
+            );
+        }
+        None => tracing::info!(component = "flannel", "off (--flannel-backend=none)"),
+    }
+    for component in Disableable::ALL {
+        if config.enabled(component) {
+            tracing::info!(
+                component = component.name(),
+                "enabled but not implemented yet: nothing runs for it"
+            );
+        } else {
+            tracing::info!(component = component.name(), "disabled");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
