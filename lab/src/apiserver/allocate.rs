@@ -1,0 +1,547 @@
+//! ClusterIP, NodePort and node podCIDR allocation.
+//!
+//! Allocations are recorded in sets and released when the object is removed.
+//! Writes go through a trial copy so a failing request changes nothing.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde_json::{Value, json};
+
+use super::ApiServerConfig;
+use super::error::ApiError;
+use super::meta;
+use super::resources::ResourceType;
+
+#[derive(Debug, Clone)]
+pub struct Allocator {
+    config: ApiServerConfig,
+    cluster_ips: HashSet<IpAddr>,
+    node_ports: HashSet<u16>,
+    pod_cidrs: HashSet<IpNet>,
+}
+
+impl Allocator {
+    pub fn new(config: ApiServerConfig) -> Self {
+        Allocator {
+            config,
+            cluster_ips: HashSet::new(),
+            node_ports: HashSet::new(),
+            pod_cidrs: HashSet::new(),
+        }
+    }
+
+    /// Fills in allocated fields of a Service or Node being created (`old`
+    /// None) or updated, and records them; other kinds pass through.
+    pub fn assign(
+        &mut self,
+        res: &ResourceType,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        if !res.group.is_empty() || !matches!(res.kind, "Service" | "Node") {
+            return Ok(());
+        }
+        let mut trial = self.clone();
+        if let Some(old) = old {
+            trial.release(res, old);
+        }
+        match res.kind {
+            "Service" => trial.assign_service(obj, old)?,
+            _ => trial.assign_node(obj, old)?,
+        }
+        *self = trial;
+        Ok(())
+    }
+
+    /// Frees what `obj` holds.
+    pub fn release(&mut self, res: &ResourceType, obj: &Value) {
+        if !res.group.is_empty() {
+            return;
+        }
+        match res.kind {
+            "Service" => {
+                for ip in service_ips(obj) {
+                    self.cluster_ips.remove(&ip);
+                }
+                for port in node_ports(obj) {
+                    self.node_ports.remove(&port);
+                }
+            }
+            "Node" => {
+                for cidr in node_cidrs(obj) {
+                    self.pod_cidrs.remove(&cidr);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn assign_service(&mut self, svc: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+        let name = meta::name(svc).to_string();
+        let ip = self.service_ip(svc, old, &name)?;
+        let spec = spec_mut(svc);
+        match ip {
+            ServiceIp::None => {
+                spec.remove("clusterIP");
+                spec.remove("clusterIPs");
+            }
+            ServiceIp::Headless => {
+                spec.insert("clusterIP".into(), json!("None"));
+                spec.insert("clusterIPs".into(), json!(["None"]));
+            }
+            ServiceIp::Ip(ip) => {
+                self.cluster_ips.insert(ip);
+                spec.insert("clusterIP".into(), json!(ip.to_string()));
+                spec.insert("clusterIPs".into(), json!([ip.to_string()]));
+            }
+        }
+        self.assign_node_ports(svc, old, &name)
+    }
+
+    fn service_ip(
+        &self,
+        svc: &Value,
+        old: Option<&Value>,
+        name: &str,
+    ) -> Result<ServiceIp, ApiError> {
+        let spec = svc.get("spec");
+        if spec.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("ExternalName") {
+            return Ok(ServiceIp::None);
+        }
+        let requested = spec
+            .and_then(|s| s.get("clusterIP"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let previous = old
+            .and_then(|o| o.get("spec")?.get("clusterIP")?.as_str())
+            .unwrap_or("");
+        if !previous.is_empty() && !requested.is_empty() && requested != previous {
+            return Err(ApiError::invalid(
+                "Service",
+                name,
+                "spec.clusterIP",
+                "field is immutable",
+            ));
+        }
+        match if requested.is_empty() {
+            previous
+        } else {
+            requested
+        } {
+            "" => self.free_cluster_ip(name).map(ServiceIp::Ip),
+            "None" => Ok(ServiceIp::Headless),
+            wanted => self.check_cluster_ip(wanted, name).map(ServiceIp::Ip),
+        }
+    }
+
+    fn check_cluster_ip(&self, wanted: &str, name: &str) -> Result<IpAddr, ApiError> {
+        let invalid = |msg: String| ApiError::invalid("Service", name, "spec.clusterIP", msg);
+        let ip: IpAddr = wanted
+            .parse()
+            .map_err(|_| invalid(format!("{wanted:?}: must be a valid IP address")))?;
+        let net = self.config.service_cidr;
+        if !net.contains(&ip)
+            || ip == net.network()
+            || (net.addr().is_ipv4() && ip == net.broadcast())
+        {
+            return Err(invalid(format!(
+                "{wanted}: provided IP is not in the valid range. The range of valid IPs is {net}"
+            )));
+        }
+        if self.cluster_ips.contains(&ip) {
+            return Err(invalid(format!(
+                "{wanted}: provided IP is already allocated"
+            )));
+        }
+        Ok(ip)
+    }
+
+    /// Dynamic IPs come from above a low band kept for static requests (as
+    /// Kubernetes does), so e.g. the DNS address .10 stays free.
+    fn free_cluster_ip(&self, name: &str) -> Result<IpAddr, ApiError> {
+        let net = self.config.service_cidr;
+        let bits = u32::from(net.max_prefix_len() - net.prefix_len());
+        let size = 1u64.checked_shl(bits).unwrap_or(u64::MAX);
+        let band = usize::try_from((size / 16).clamp(16, 256)).unwrap_or(256);
+        // Bounded scans keep huge IPv6 ranges cheap.
+        net.hosts()
+            .skip(band)
+            .take(1 << 20)
+            .chain(net.hosts().take(band))
+            .find(|ip| !self.cluster_ips.contains(ip))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "Service",
+                    name,
+                    "spec.clusterIP",
+                    "no free ClusterIP left in the service CIDR",
+                )
+            })
+    }
+
+    fn assign_node_ports(
+        &mut self,
+        svc: &mut Value,
+        old: Option<&Value>,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let wants = matches!(
+            svc.pointer("/spec/type").and_then(Value::as_str),
+            Some("NodePort" | "LoadBalancer")
+        );
+        let old_ports = old.map(node_port_map).unwrap_or_default();
+        let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
+            return Ok(());
+        };
+        let mut mine = HashSet::new();
+        for (i, port) in ports.iter_mut().enumerate() {
+            let Some(port) = port.as_object_mut() else {
+                continue;
+            };
+            if !wants {
+                port.remove("nodePort");
+                continue;
+            }
+            let field = format!("spec.ports[{i}].nodePort");
+            let requested = port.get("nodePort").and_then(Value::as_u64).unwrap_or(0);
+            let reuse = old_ports.get(&port_id(port)).copied();
+            let number = match (requested, reuse) {
+                (0, Some(p)) => p,
+                (0, None) => self.free_node_port(&mine, name, &field)?,
+                (p, _) => self.check_node_port(p, &mine, name, &field)?,
+            };
+            mine.insert(number);
+            port.insert("nodePort".into(), json!(number));
+        }
+        self.node_ports.extend(mine);
+        Ok(())
+    }
+
+    fn check_node_port(
+        &self,
+        p: u64,
+        mine: &HashSet<u16>,
+        name: &str,
+        field: &str,
+    ) -> Result<u16, ApiError> {
+        let range = &self.config.node_port_range;
+        let port = u16::try_from(p).ok().filter(|p| range.contains(p)).ok_or_else(|| {
+            ApiError::invalid("Service", name, field, format!(
+                "Invalid value: {p}: provided port is not in the valid range. The range of valid ports is {}-{}",
+                range.start(), range.end()))
+        })?;
+        // One Service may reuse a nodePort across protocols (e.g. DNS TCP+UDP).
+        if self.node_ports.contains(&port) && !mine.contains(&port) {
+            return Err(ApiError::invalid(
+                "Service",
+                name,
+                field,
+                format!("Invalid value: {port}: provided port is already allocated"),
+            ));
+        }
+        Ok(port)
+    }
+
+    fn free_node_port(
+        &self,
+        mine: &HashSet<u16>,
+        name: &str,
+        field: &str,
+    ) -> Result<u16, ApiError> {
+        self.config
+            .node_port_range
+            .clone()
+            .find(|p| !self.node_ports.contains(p) && !mine.contains(p))
+            .ok_or_else(|| {
+                ApiError::invalid("Service", name, field, "no free nodePort left in the range")
+            })
+    }
+
+    fn assign_node(&mut self, node: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+        let name = meta::name(node).to_string();
+        let kept = old.map(node_cidrs).unwrap_or_default();
+        let requested = node
+            .pointer("/spec/podCIDR")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let cidr = match (requested.as_str(), kept.first()) {
+            ("", Some(k)) => *k,
+            ("", None) => self.free_pod_cidr(&name)?,
+            (r, Some(k)) if r == k.to_string() => *k,
+            (_, Some(_)) => {
+                return Err(ApiError::invalid(
+                    "Node",
+                    &name,
+                    "spec.podCIDR",
+                    "field is immutable once set",
+                ));
+            }
+            (r, None) => self.check_pod_cidr(r, &name)?,
+        };
+        self.pod_cidrs.insert(cidr);
+        let spec = spec_mut(node);
+        spec.insert("podCIDR".into(), json!(cidr.to_string()));
+        spec.insert("podCIDRs".into(), json!([cidr.to_string()]));
+        Ok(())
+    }
+
+    fn check_pod_cidr(&self, requested: &str, name: &str) -> Result<IpNet, ApiError> {
+        let invalid = |msg: String| ApiError::invalid("Node", name, "spec.podCIDR", msg);
+        let cidr: IpNet = requested.parse().map_err(|_| {
+            invalid(format!(
+                "{requested:?}: must be a CIDR such as 10.42.3.0/24"
+            ))
+        })?;
+        let cluster = self.config.cluster_cidr;
+        if !cluster.contains(&cidr) || cidr.trunc() != cidr {
+            return Err(invalid(format!(
+                "{requested}: must be a network inside the cluster CIDR {cluster}"
+            )));
+        }
+        if self
+            .pod_cidrs
+            .iter()
+            .any(|c| c.contains(&cidr) || cidr.contains(c))
+        {
+            return Err(invalid(format!(
+                "{requested}: overlaps a podCIDR already allocated"
+            )));
+        }
+        Ok(cidr)
+    }
+
+    fn free_pod_cidr(&self, name: &str) -> Result<IpNet, ApiError> {
+        let no_room = || {
+            ApiError::invalid(
+                "Node",
+                name,
+                "spec.podCIDR",
+                "no free podCIDR block left in the cluster CIDR",
+            )
+        };
+        let blocks = self
+            .config
+            .cluster_cidr
+            .subnets(self.config.node_cidr_prefix)
+            .map_err(|_| no_room())?;
+        blocks
+            .take(1 << 20)
+            .find(|b| {
+                !self
+                    .pod_cidrs
+                    .iter()
+                    .any(|c| c.contains(b) || b.contains(c))
+            })
+            .ok_or_else(no_room)
+    }
+}
+
+enum ServiceIp {
+    None,
+    Headless,
+    Ip(IpAddr),
+}
+
+fn spec_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !obj.is_object() {
+        *obj = json!({});
+    }
+    let root = obj.as_object_mut().expect("made an object above");
+    let spec = root.entry("spec").or_insert_with(|| json!({}));
+    if !spec.is_object() {
+        *spec = json!({});
+    }
+    spec.as_object_mut().expect("made an object above")
+}
+
+fn service_ips(svc: &Value) -> Vec<IpAddr> {
+    svc.pointer("/spec/clusterIPs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(svc.pointer("/spec/clusterIP"))
+        .filter_map(|v| v.as_str()?.parse().ok())
+        .collect()
+}
+
+fn node_ports(svc: &Value) -> Vec<u16> {
+    node_port_map(svc).into_values().collect()
+}
+
+/// A port's identity across updates: (protocol, port).
+fn port_id(port: &serde_json::Map<String, Value>) -> (String, u64) {
+    let proto = port
+        .get("protocol")
+        .and_then(Value::as_str)
+        .unwrap_or("TCP");
+    (
+        proto.to_string(),
+        port.get("port").and_then(Value::as_u64).unwrap_or(0),
+    )
+}
+
+fn node_port_map(svc: &Value) -> std::collections::HashMap<(String, u64), u16> {
+    svc.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let p = p.as_object()?;
+            let n = u16::try_from(p.get("nodePort")?.as_u64()?).ok()?;
+            Some((port_id(p), n))
+        })
+        .collect()
+}
+
+fn node_cidrs(node: &Value) -> Vec<IpNet> {
+    node.pointer("/spec/podCIDRs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(node.pointer("/spec/podCIDR"))
+        .filter_map(|v| v.as_str()?.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::resources::lookup;
+
+    fn alloc() -> Allocator {
+        Allocator::new(ApiServerConfig::default())
+    }
+
+    fn svc(name: &str, spec: Value) -> Value {
+        json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec})
+    }
+
+    fn node(name: &str, spec: Value) -> Value {
+        json!({"metadata": {"name": name}, "spec": spec})
+    }
+
+    fn services() -> &'static ResourceType {
+        lookup("", "v1", "services").expect("registered")
+    }
+
+    fn nodes() -> &'static ResourceType {
+        lookup("", "v1", "nodes").expect("registered")
+    }
+
+    #[test]
+    fn cluster_ips_static_and_dynamic() {
+        let mut a = alloc();
+        let mut dns = svc("dns", json!({"clusterIP": "10.43.0.10"}));
+        a.assign(services(), &mut dns, None)
+            .expect("static IP free");
+        let mut clash = svc("clash", json!({"clusterIP": "10.43.0.10"}));
+        let err = a.assign(services(), &mut clash, None).expect_err("taken");
+        assert!(matches!(err, ApiError::Invalid { ref field, .. } if field == "spec.clusterIP"));
+        let mut outside = svc("out", json!({"clusterIP": "10.99.0.1"}));
+        assert_eq!(
+            a.assign(services(), &mut outside, None)
+                .map_err(|e| e.code()),
+            Err(422)
+        );
+        let mut dynamic = svc("web", json!({}));
+        a.assign(services(), &mut dynamic, None).expect("allocates");
+        assert_eq!(dynamic["spec"]["clusterIP"], "10.43.1.1");
+        assert_eq!(dynamic["spec"]["clusterIPs"], json!(["10.43.1.1"]));
+        a.release(services(), &dns);
+        a.assign(services(), &mut clash, None)
+            .expect("released IP is free again");
+    }
+
+    #[test]
+    fn headless_and_external_name() {
+        let mut a = alloc();
+        let mut h = svc("h", json!({"clusterIP": "None"}));
+        a.assign(services(), &mut h, None).expect("headless");
+        assert_eq!(h["spec"]["clusterIPs"], json!(["None"]));
+        let mut e = svc(
+            "e",
+            json!({"type": "ExternalName", "externalName": "x.example"}),
+        );
+        a.assign(services(), &mut e, None).expect("external");
+        assert!(e["spec"].get("clusterIP").is_none());
+    }
+
+    #[test]
+    fn node_ports_requested_clash_and_kept_on_update() {
+        let mut a = alloc();
+        let spec = json!({"type": "NodePort", "ports": [{"port": 80}, {"port": 53, "protocol": "UDP", "nodePort": 30053}]});
+        let mut s = svc("np", spec);
+        a.assign(services(), &mut s, None).expect("allocates");
+        assert_eq!(s["spec"]["ports"][0]["nodePort"], 30000);
+        assert_eq!(s["spec"]["ports"][1]["nodePort"], 30053);
+        let mut other = svc(
+            "other",
+            json!({"type": "NodePort", "ports": [{"port": 1, "nodePort": 30053}]}),
+        );
+        let err = a.assign(services(), &mut other, None).expect_err("clash");
+        assert!(
+            matches!(err, ApiError::Invalid { ref field, .. } if field == "spec.ports[0].nodePort")
+        );
+        let mut bad = svc(
+            "bad",
+            json!({"type": "NodePort", "ports": [{"port": 1, "nodePort": 80}]}),
+        );
+        assert_eq!(
+            a.assign(services(), &mut bad, None).map_err(|e| e.code()),
+            Err(422)
+        );
+        let mut updated = svc("np", json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        a.assign(services(), &mut updated, Some(&s))
+            .expect("update");
+        assert_eq!(updated["spec"]["ports"][0]["nodePort"], 30000);
+        assert_eq!(updated["spec"]["clusterIP"], s["spec"]["clusterIP"]);
+        a.assign(services(), &mut other, None)
+            .expect("30053 was released by the update");
+    }
+
+    #[test]
+    fn pod_cidrs_first_free_and_requested() {
+        let mut a = alloc();
+        let mut n1 = node("node-1", json!({}));
+        a.assign(nodes(), &mut n1, None).expect("first");
+        assert_eq!(n1["spec"]["podCIDR"], "10.42.0.0/24");
+        let mut n2 = node("node-2", json!({"podCIDR": "10.42.5.0/24"}));
+        a.assign(nodes(), &mut n2, None).expect("requested");
+        assert_eq!(n2["spec"]["podCIDRs"], json!(["10.42.5.0/24"]));
+        let mut n3 = node("node-3", json!({}));
+        a.assign(nodes(), &mut n3, None).expect("next");
+        assert_eq!(n3["spec"]["podCIDR"], "10.42.1.0/24");
+        for bad in ["10.42.5.0/24", "10.99.0.0/24", "junk", "10.42.5.1/24"] {
+            let mut n = node("node-x", json!({"podCIDR": bad}));
+            let err = a.assign(nodes(), &mut n, None).expect_err(bad);
+            assert!(
+                matches!(err, ApiError::Invalid { ref field, .. } if field == "spec.podCIDR"),
+                "{bad}"
+            );
+        }
+        a.release(nodes(), &n1);
+        let mut n4 = node("node-4", json!({}));
+        a.assign(nodes(), &mut n4, None).expect("reuses");
+        assert_eq!(n4["spec"]["podCIDR"], "10.42.0.0/24");
+    }
+
+    #[test]
+    fn ipv6_ranges_allocate_lazily() {
+        let config = ApiServerConfig {
+            service_cidr: "fd00:43::/64".parse().expect("cidr"),
+            cluster_cidr: "fd00:42::/48".parse().expect("cidr"),
+            node_cidr_prefix: 64,
+            ..ApiServerConfig::default()
+        };
+        let mut a = Allocator::new(config);
+        let mut s = svc("v6", json!({}));
+        a.assign(services(), &mut s, None).expect("allocates");
+        assert_eq!(s["spec"]["clusterIP"], "fd00:43::100");
+        let mut n = node("node-1", json!({}));
+        a.assign(nodes(), &mut n, None).expect("allocates");
+        assert_eq!(n["spec"]["podCIDR"], "fd00:42::/64");
+    }
+}
