@@ -3,4 +3,5 @@
 pub mod cni;
 pub mod component;
 pub mod conflist;
+pub mod overlay;
 pub mod subnet;

@@ -37,6 +37,22 @@ pub const HOSTPORT_DNAT_CHAIN: &str = "hostports";
 /// (same bit as the portmap plugin's CNI-HOSTPORT-SETMARK).
 pub const HOSTPORT_MASQ_MARK: u32 = 0x2000;
 
+/// rtnetlink protocol number (`proto 231` in `ip route`) on every route the
+/// overlay installs, so it can list and prune exactly its own routes. 231
+/// (0xE7) is unassigned in the kernel's rtnetlink.h and iproute2's
+/// rt_protos (which stop at 192, eigrp) and far from the 1-18/42/99/186-192
+/// numbers routing daemons use.
+pub const RTPROT_NODENET: u8 = 0xE7;
+/// nftables table (families `ip` and `ip6`) holding the overlay's
+/// masquerade and forward rules (flannel's FLANNEL-POSTRTG / FLANNEL-FWD).
+pub const NFT_FLANNEL_TABLE: &str = "nodenet-flannel";
+/// VXLAN device of the IPv4 overlay (flannel's name for VNI 1).
+pub const VXLAN_DEVICE_V4: &str = "flannel.1";
+/// VXLAN device of the IPv6 overlay.
+pub const VXLAN_DEVICE_V6: &str = "flannel-v6.1";
+/// File under `--data-dir` keeping the VXLAN VTEP MAC across restarts.
+pub const VTEP_MAC_FILE: &str = "flannel/vtep-mac";
+
 /// Maximum length of a Linux interface name (IFNAMSIZ - 1).
 pub const MAX_IFNAME_LEN: usize = 15;
 

@@ -10,6 +10,11 @@ mod port;
 mod query;
 mod route;
 
+pub mod mac;
+pub mod neigh;
+pub mod owned_route;
+pub mod vxlan;
+
 pub use addr::AddressFamilyFilter;
 pub use create::VethSpec;
 pub use query::LinkInfo;
