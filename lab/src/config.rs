@@ -13,6 +13,9 @@ pub struct LabConfig {
     pub workload_bin: PathBuf,
     /// Extra arguments appended to every `nodenet run`.
     pub nodenet_args: Vec<String>,
+    /// Address ranges the API server allocates from (a small
+    /// `node_cidr_prefix` lets a test exhaust a node's pod subnet).
+    pub api: crate::apiserver::ApiServerConfig,
 }
 
 /// The binaries were not found.
@@ -62,6 +65,7 @@ impl LabConfig {
             nodenet_bin: find("nodenet", "NODENET_BIN")?,
             workload_bin: find("nodenet-workload", "NODENET_WORKLOAD_BIN")?,
             nodenet_args: Vec::new(),
+            api: crate::apiserver::ApiServerConfig::default(),
         })
     }
 }

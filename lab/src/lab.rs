@@ -2,7 +2,7 @@
 //! nodenet per node, all owned by a `Lab` value whose `down` (or Drop)
 //! removes every namespace, process and file it made.
 
-use crate::apiserver::{ApiServer, ApiServerConfig, kubeconfig_yaml};
+use crate::apiserver::{ApiServer, kubeconfig_yaml};
 use crate::config::LabConfig;
 use crate::dirs::LabDirs;
 use crate::kubelet::{self, NodeCtx, cni::CniRuntime, exec, resolv::ClusterDns};
@@ -443,7 +443,7 @@ fn prepare_dirs(shared: &Shared) -> anyhow::Result<()> {
 /// Binds 127.0.0.1:0 in the root namespace and 172.30.0.1:6443 in the
 /// underlay, writes both kubeconfigs, and serves on both.
 async fn start_api_server(shared: &Shared) -> anyhow::Result<SocketAddr> {
-    let server = ApiServer::new(ApiServerConfig::default());
+    let server = ApiServer::new(shared.cfg.api.clone());
     let root = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding the API server on 127.0.0.1")?;
