@@ -48,10 +48,11 @@ pub enum Command {
         #[arg(long, default_value = "demo")]
         name: String,
     },
-    /// Run a command in a pod's network namespace: exec NAME ns/pod -- argv...
+    /// Run a command in a pod's (ns/pod) or a node's (node/node-1) network
+    /// namespace: exec NAME TARGET -- argv...
     Exec {
         name: String,
-        pod: String,
+        target: String,
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
@@ -100,7 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             nodenet_args,
         } => serve(nodes, &name, nodenet_args).await.map(|()| 0),
         Command::Down { name } => down(&name).map(|()| 0),
-        Command::Exec { name, pod, argv } => exec(&name, &pod, &argv).await,
+        Command::Exec { name, target, argv } => exec(&name, &target, &argv).await,
         Command::Status => status().map(|()| 0),
     }
 }
@@ -232,26 +233,51 @@ fn down(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn exec(name: &str, pod: &str, argv: &[String]) -> anyhow::Result<i32> {
+async fn exec(name: &str, target: &str, argv: &[String]) -> anyhow::Result<i32> {
     let prefix = prefix_for(name);
     let st = read_state(&prefix)
         .filter(serve_alive)
         .with_context(|| format!("lab {name} is not running"))?;
-    let (ns, pod_name) = pod.split_once('/').unwrap_or(("default", pod));
-    let addr = st.api.trim_start_matches("http://").parse()?;
-    let api: kube::Api<Pod> = kube::Api::namespaced(client_for(addr)?, ns);
-    let p = api
-        .get(pod_name)
-        .await
-        .with_context(|| format!("pod {ns}/{pod_name}"))?;
     let dirs = LabDirs::for_prefix(&prefix);
-    let enter = pod_enter(&prefix, &dirs, &p)?;
+    let enter = match target.strip_prefix("node/") {
+        Some(node) => node_enter(&prefix, node)?,
+        None => pod_target_enter(&st, &prefix, &dirs, target).await?,
+    };
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = crate::kubelet::exec::run(&dirs, &enter, &args, Duration::from_secs(3600)).await?;
     use std::io::Write;
     std::io::stdout().write_all(&out.stdout)?;
     std::io::stderr().write_all(&out.stderr)?;
     Ok(out.status.code().unwrap_or(1))
+}
+
+/// `node/node-2`: the node's own network namespace.
+fn node_enter(prefix: &str, node: &str) -> anyhow::Result<crate::netns::Enter> {
+    let i = node
+        .strip_prefix("node-")
+        .with_context(|| format!("node names are node-<i>, not {node}"))?;
+    let path = crate::netns::path(&format!("{prefix}-node-{i}"));
+    if !path.exists() {
+        bail!("lab has no node {node}");
+    }
+    Ok(crate::netns::Enter::netns(path))
+}
+
+/// `ns/pod` (or just `pod` in default): the pod's network namespace.
+async fn pod_target_enter(
+    st: &ServeState,
+    prefix: &str,
+    dirs: &LabDirs,
+    target: &str,
+) -> anyhow::Result<crate::netns::Enter> {
+    let (ns, pod_name) = target.split_once('/').unwrap_or(("default", target));
+    let addr = st.api.trim_start_matches("http://").parse()?;
+    let api: kube::Api<Pod> = kube::Api::namespaced(client_for(addr)?, ns);
+    let p = api
+        .get(pod_name)
+        .await
+        .with_context(|| format!("pod {ns}/{pod_name}"))?;
+    pod_enter(prefix, dirs, &p)
 }
 
 fn status() -> anyhow::Result<()> {
