@@ -1,0 +1,419 @@
+//! The records of one Service: built from the Service and its
+//! EndpointSlices, immutable once built (a change builds a new one).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::api::discovery::v1::{Endpoint as SliceEndpoint, EndpointPort, EndpointSlice};
+
+use super::names::{OwnedName, is_dns_label};
+use super::skip::{ObjectRef, Skipped, Skips};
+use super::zone::Zone;
+
+/// The label EndpointSlices carry to name their Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Transport protocol of a port, as it appears in `_port._proto` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Proto {
+    fn parse(s: Option<&str>) -> Option<Proto> {
+        match s.unwrap_or("TCP") {
+            "TCP" => Some(Proto::Tcp),
+            "UDP" => Some(Proto::Udp),
+            "SCTP" => Some(Proto::Sctp),
+            _ => None,
+        }
+    }
+
+    /// The protocol named by a query label (`tcp` or `_tcp`), lower-case.
+    pub fn from_label(label: &[u8]) -> Option<Proto> {
+        match label.strip_prefix(b"_").unwrap_or(label) {
+            b"tcp" => Some(Proto::Tcp),
+            b"udp" => Some(Proto::Udp),
+            b"sctp" => Some(Proto::Sctp),
+            _ => None,
+        }
+    }
+}
+
+/// What kind of Service, which decides how its name answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    ClusterIp,
+    Headless,
+    ExternalName,
+}
+
+/// One address behind the Service, with the label it is known by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub label: Box<str>,
+    pub addr: IpAddr,
+}
+
+/// One SRV record: `target` None means the Service name itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Srv {
+    pub target: Option<Box<str>>,
+    pub name: Box<str>,
+    pub proto: Proto,
+    pub port: u16,
+}
+
+/// All records of one Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRecords {
+    pub kind: Kind,
+    /// Cluster IPs, or (headless) the ready endpoint addresses; deduplicated.
+    pub v4: Box<[Ipv4Addr]>,
+    pub v6: Box<[Ipv6Addr]>,
+    /// Ready endpoints sorted by label (several may share one).
+    pub endpoints: Box<[Endpoint]>,
+    /// SRV records sorted by target, deduplicated.
+    pub srv: Box<[Srv]>,
+    /// ExternalName target.
+    pub cname: Option<OwnedName>,
+    /// `<svc>.<ns>.svc.<zone>`, for PTR answers.
+    pub name: OwnedName,
+}
+
+impl ServiceRecords {
+    /// Endpoints whose label is `label` (lower-case).
+    pub fn endpoints_named(&self, label: &[u8]) -> &[Endpoint] {
+        let start = self
+            .endpoints
+            .partition_point(|e| e.label.as_bytes() < label);
+        let len = self.endpoints[start..]
+            .iter()
+            .take_while(|e| e.label.as_bytes() == label)
+            .count();
+        &self.endpoints[start..start + len]
+    }
+}
+
+/// Builds the records of `svc` from its slices. Returns None when the
+/// Service yields no name at all (invalid name, ExternalName that is an IP
+/// or not a host name); the reasons go to `skipped`.
+pub fn build(
+    svc: &Service,
+    slices: &[&EndpointSlice],
+    zone: &Zone,
+    skipped: &mut Vec<Skipped>,
+) -> Option<ServiceRecords> {
+    let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
+    let name = svc.metadata.name.as_deref().unwrap_or_default();
+    let object = ObjectRef {
+        kind: "Service",
+        namespace: ns,
+        name,
+    };
+    let mut skips = Skips::new(&object, skipped);
+    if !is_dns_label(ns) || !is_dns_label(name) {
+        skips.push("metadata", "namespace and name must be DNS labels");
+        return None;
+    }
+    let full = zone.name().prepend(&format!("{name}.{ns}.svc")).ok()?;
+    let spec = svc.spec.clone().unwrap_or_default();
+    if spec.type_.as_deref() == Some("ExternalName") {
+        return external_name(spec.external_name.as_deref(), full, &mut skips);
+    }
+    let endpoints = ready_endpoints(slices, skipped);
+    let mut skips = Skips::new(&object, skipped);
+    let ips = cluster_ips(&spec.cluster_ip, &spec.cluster_ips, &mut skips);
+    let headless = ips.is_none();
+    let (v4, v6) = match ips {
+        Some(ips) => split_families(ips.into_iter()),
+        None => split_families(endpoints.iter().map(|e| e.0.addr)),
+    };
+    let srv = if headless {
+        endpoint_srv(&endpoints)
+    } else {
+        service_srv(spec.ports.as_deref().unwrap_or_default(), &mut skips)
+    };
+    let mut endpoints: Vec<Endpoint> = endpoints.into_iter().map(|e| e.0).collect();
+    endpoints.sort_by(|a, b| (&a.label, a.addr).cmp(&(&b.label, b.addr)));
+    endpoints.dedup();
+    Some(ServiceRecords {
+        kind: if headless {
+            Kind::Headless
+        } else {
+            Kind::ClusterIp
+        },
+        v4,
+        v6,
+        endpoints: endpoints.into(),
+        srv,
+        cname: None,
+        name: full,
+    })
+}
+
+fn external_name(
+    target: Option<&str>,
+    full: OwnedName,
+    skips: &mut Skips,
+) -> Option<ServiceRecords> {
+    let target = target.unwrap_or_default();
+    if target.parse::<IpAddr>().is_ok() {
+        skips.push(
+            "spec.externalName",
+            format!("{target:?} is an IP address, not a host name"),
+        );
+        return None;
+    }
+    let cname = match OwnedName::from_dotted(target) {
+        Ok(n) if n.label_count() > 0 => n,
+        Ok(_) => {
+            skips.push("spec.externalName", "empty");
+            return None;
+        }
+        Err(e) => {
+            skips.push("spec.externalName", e.to_string());
+            return None;
+        }
+    };
+    Some(ServiceRecords {
+        kind: Kind::ExternalName,
+        v4: Box::new([]),
+        v6: Box::new([]),
+        endpoints: Box::new([]),
+        srv: Box::new([]),
+        cname: Some(cname),
+        name: full,
+    })
+}
+
+/// The Service's cluster IPs, or None for a headless Service.
+fn cluster_ips(
+    single: &Option<String>,
+    list: &Option<Vec<String>>,
+    skips: &mut Skips,
+) -> Option<Vec<IpAddr>> {
+    let (field, values): (&str, Vec<&String>) = match list.as_deref() {
+        Some(list) if !list.is_empty() => ("spec.clusterIPs", list.iter().collect()),
+        _ => ("spec.clusterIP", single.iter().collect()),
+    };
+    if values.first().is_some_and(|v| v.as_str() == "None") {
+        return None;
+    }
+    let mut ips = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        match value.parse::<IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) if value.is_empty() => {}
+            Err(_) => skips.push(format!("{field}[{i}]"), format!("invalid IP {value:?}")),
+        }
+    }
+    Some(ips)
+}
+
+fn split_families(ips: impl Iterator<Item = IpAddr>) -> (Box<[Ipv4Addr]>, Box<[Ipv6Addr]>) {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for ip in ips {
+        match ip {
+            IpAddr::V4(a) => v4.push(a),
+            IpAddr::V6(a) => v6.push(a),
+        }
+    }
+    v4.sort();
+    v4.dedup();
+    v6.sort();
+    v6.dedup();
+    (v4.into(), v6.into())
+}
+
+/// SRV records of a ClusterIP Service: one per port (named or not), the
+/// service port, target the Service name.
+fn service_srv(ports: &[ServicePort], skips: &mut Skips) -> Box<[Srv]> {
+    let mut out = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        let field = format!("spec.ports[{i}]");
+        if let Some(srv) = port_srv(
+            p.name.as_deref(),
+            Some(p.port),
+            p.protocol.as_deref(),
+            None,
+            &field,
+            skips,
+        ) {
+            out.push(srv);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out.into()
+}
+
+fn port_srv(
+    name: Option<&str>,
+    port: Option<i32>,
+    proto: Option<&str>,
+    target: Option<&str>,
+    field: &str,
+    skips: &mut Skips,
+) -> Option<Srv> {
+    let name = name.unwrap_or_default();
+    if !name.is_empty() && !is_dns_label(name) {
+        skips.push(
+            format!("{field}.name"),
+            format!("{name:?} is not a DNS label"),
+        );
+        return None;
+    }
+    let Some(proto) = Proto::parse(proto) else {
+        skips.push(
+            format!("{field}.protocol"),
+            format!("unknown protocol {proto:?}"),
+        );
+        return None;
+    };
+    let port = port?;
+    let Ok(port) = u16::try_from(port) else {
+        skips.push(format!("{field}.port"), format!("{port} is out of range"));
+        return None;
+    };
+    Some(Srv {
+        target: target.map(Into::into),
+        name: name.to_ascii_lowercase().into(),
+        proto,
+        port,
+    })
+}
+
+/// A ready endpoint and the ports of the slice it came from.
+struct SlicedEndpoint<'s>(Endpoint, &'s [EndpointPort]);
+
+/// SRV records of a headless Service: ready endpoint × slice port, with
+/// the endpoint port (what clients connect to, as CoreDNS does).
+fn endpoint_srv(endpoints: &[SlicedEndpoint]) -> Box<[Srv]> {
+    let mut out = Vec::new();
+    // Port problems were reported once per slice in ready_endpoints.
+    let (object, mut ignored) = ("", Vec::new());
+    let mut skips = Skips::new(&object, &mut ignored);
+    for SlicedEndpoint(ep, ports) in endpoints {
+        for p in ports.iter() {
+            if let Some(srv) = port_srv(
+                p.name.as_deref(),
+                p.port,
+                p.protocol.as_deref(),
+                Some(&ep.label),
+                "",
+                &mut skips,
+            ) {
+                out.push(srv);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out.into()
+}
+
+fn ready_endpoints<'s>(
+    slices: &[&'s EndpointSlice],
+    skipped: &mut Vec<Skipped>,
+) -> Vec<SlicedEndpoint<'s>> {
+    let mut out = Vec::new();
+    for slice in slices {
+        let object = ObjectRef {
+            kind: "EndpointSlice",
+            namespace: slice.metadata.namespace.as_deref().unwrap_or_default(),
+            name: slice.metadata.name.as_deref().unwrap_or_default(),
+        };
+        let mut skips = Skips::new(&object, skipped);
+        let ports = slice.ports.as_deref().unwrap_or_default();
+        check_slice_ports(ports, &mut skips);
+        let family = match slice.address_type.as_str() {
+            "IPv4" => 4,
+            "IPv6" => 6,
+            _ => continue, // FQDN slices carry no addresses DNS can serve.
+        };
+        for (i, ep) in slice.endpoints.iter().enumerate() {
+            for endpoint in slice_endpoint(ep, i, family, &mut skips) {
+                out.push(SlicedEndpoint(endpoint, ports));
+            }
+        }
+    }
+    out
+}
+
+fn check_slice_ports(ports: &[EndpointPort], skips: &mut Skips) {
+    for (i, p) in ports.iter().enumerate() {
+        let field = format!("ports[{i}]");
+        port_srv(
+            p.name.as_deref(),
+            p.port.or(Some(0)),
+            p.protocol.as_deref(),
+            None,
+            &field,
+            skips,
+        );
+    }
+}
+
+fn slice_endpoint(
+    ep: &SliceEndpoint,
+    index: usize,
+    family: u8,
+    skips: &mut Skips,
+) -> Vec<Endpoint> {
+    // Ready absent means unknown, which consumers must treat as ready.
+    let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+    if !ready {
+        return Vec::new();
+    }
+    let hostname = ep.hostname.as_deref().filter(|h| {
+        let ok = is_dns_label(h);
+        if !ok {
+            skips.push(
+                format!("endpoints[{index}].hostname"),
+                format!("{h:?} is not a DNS label"),
+            );
+        }
+        ok
+    });
+    let mut out = Vec::new();
+    for (j, a) in ep.addresses.iter().enumerate() {
+        let field = format!("endpoints[{index}].addresses[{j}]");
+        let addr = match a.parse::<IpAddr>() {
+            Ok(addr) if (family == 4) == addr.is_ipv4() => addr,
+            Ok(_) => {
+                skips.push(field, format!("{a:?} is not of the slice's addressType"));
+                continue;
+            }
+            Err(_) => {
+                skips.push(field, format!("invalid IP {a:?}"));
+                continue;
+            }
+        };
+        let label = match hostname {
+            Some(h) => h.to_ascii_lowercase(),
+            None => dashed(addr),
+        };
+        out.push(Endpoint {
+            label: label.into(),
+            addr,
+        });
+    }
+    out
+}
+
+/// The generated endpoint label: the address with '.' and ':' as '-'
+/// (`10-42-1-11`, `fd00-42-2--2a`), padded with '0' where it would start or
+/// end with '-'.
+pub fn dashed(addr: IpAddr) -> String {
+    let mut s = addr.to_string().replace(['.', ':'], "-");
+    if s.ends_with('-') {
+        s.push('0');
+    }
+    if s.starts_with('-') {
+        s.insert(0, '0');
+    }
+    s
+}

@@ -1,0 +1,112 @@
+//! The forwarder against a fake upstream on 127.0.0.1.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use dns::forward::ForwardConfig;
+use dns::{DnsConfig, DnsError, Upstreams};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+#[tokio::test]
+async fn names_outside_the_zone_are_forwarded_and_cached() {
+    let up = upstream(Duration::ZERO).await;
+    let s = start(fixture_table(), vec![up.addr]).await;
+    let m = ask(s.udp, "www.example.com.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        a_records(&m),
+        vec!["192.0.2.1".parse::<std::net::Ipv4Addr>().expect("ip")]
+    );
+    assert_eq!(m.answers[0].ttl, 60);
+    assert_eq!(up.queries.load(Ordering::SeqCst), 1);
+    // Same question, other spelling: a cache hit, no second upstream query.
+    let m = ask(s.udp, "WWW.example.COM.", RecordType::A).await;
+    assert_eq!(a_records(&m).len(), 1);
+    assert_eq!(m.queries[0].name().to_ascii(), "WWW.example.COM.");
+    assert_eq!(up.queries.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn nxdomain_is_cached_by_its_soa() {
+    let up = upstream(Duration::ZERO).await;
+    let s = start(fixture_table(), vec![up.addr]).await;
+    for _ in 0..3 {
+        let m = ask(s.udp, "nx.example.com.", RecordType::A).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert!(has_soa(&m));
+    }
+    assert_eq!(up.queries.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn identical_in_flight_questions_are_asked_once() {
+    let up = upstream(Duration::from_millis(300)).await;
+    let s = start(fixture_table(), vec![up.addr]).await;
+    let asks = (0..10).map(|_| ask(s.udp, "slow.example.com.", RecordType::A));
+    let answers = futures::future::join_all(asks).await;
+    assert!(answers.iter().all(|m| a_records(m).len() == 1));
+    assert_eq!(up.queries.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn truncated_upstream_answers_are_fetched_over_tcp() {
+    let up = upstream(Duration::ZERO).await;
+    let s = start(fixture_table(), vec![up.addr]).await;
+    let got = tcp(s.tcp, &[query("many.example.com.", RecordType::A, None)]).await;
+    assert_eq!(got[0].answers.len(), 100);
+    // UDP client without EDNS: TC, then the cached full answer over TCP.
+    let m = udp(s.udp, &query("many.example.com.", RecordType::A, None)).await;
+    assert!(m.metadata.truncation);
+    assert!(m.answers.is_empty());
+}
+
+#[tokio::test]
+async fn a_dead_upstream_gives_servfail_after_the_timeout() {
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let forward = ForwardConfig {
+        upstreams: vec![dead.local_addr().expect("addr")],
+        timeout: Duration::from_millis(200),
+        ..ForwardConfig::default()
+    };
+    let s = start_with(fixture_table(), forward).await;
+    let m = ask(s.udp, "www.example.com.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+}
+
+#[tokio::test]
+async fn upstreams_that_are_ourselves_are_refused_as_a_loop() {
+    let config = DnsConfig {
+        upstreams: Upstreams::Static(vec!["127.0.0.1:5353".parse().expect("addr")]),
+        server: dns::server::ServerConfig {
+            listen: vec!["127.0.0.1:5353".parse().expect("addr")],
+            ..Default::default()
+        },
+        ..DnsConfig::default()
+    };
+    let views = views_that_never_sync();
+    let (tx, _rx) = tokio::sync::watch::channel(false);
+    let err = dns::run(&config, &views, &tx).await.expect_err("a loop");
+    assert!(matches!(err, DnsError::OnlySelf(_)), "{err}");
+}
+
+/// `run` validates upstreams before it touches the views; these views are
+/// never polled.
+fn views_that_never_sync() -> dns::DnsViews {
+    let client = kube::Client::try_from(kube::Config::new(
+        "http://127.0.0.1:1".parse().expect("uri"),
+    ))
+    .expect("client");
+    let rt = cluster::Reflectors::new(client);
+    let views = dns::DnsViews {
+        services: rt.shared(),
+        slices: rt.shared(),
+        nodes: rt.shared(),
+        namespaces: None,
+    };
+    std::mem::forget(rt);
+    views
+}
