@@ -56,6 +56,12 @@ pub const VTEP_MAC_FILE: &str = "flannel/vtep-mac";
 /// Maximum length of a Linux interface name (IFNAMSIZ - 1).
 pub const MAX_IFNAME_LEN: usize = 15;
 
+/// nftables table (family [`NFT_NETPOL_FAMILY`]) holding NetworkPolicy
+/// enforcement (the `netpol` component; removed by `nodenet cleanup`).
+pub const NFT_NETPOL_TABLE: &str = "nodenet-netpol";
+/// Family of [`NFT_NETPOL_TABLE`]: one `inet` table serves IPv4 and IPv6.
+pub const NFT_NETPOL_FAMILY: &str = "inet";
+
 /// Host-side veth name for a container interface: `veth` + 8 hex digits of a
 /// stable hash of (container id, interface name). Stable so that DEL can find
 /// the link even if the per-container state file was lost.

@@ -1,0 +1,157 @@
+//! Applying plans: one nft transaction per change, drift repair, counters.
+//!
+//! Acts on the network namespace of the calling thread (nft is a child
+//! process); the calls block, so async callers use `spawn_blocking`.
+
+pub mod observed;
+
+use host::names::{NFT_NETPOL_FAMILY, NFT_NETPOL_TABLE};
+use host::nft::NftError;
+
+use crate::model::Direction;
+use crate::plan::{Plan, Script, diff, full_script};
+
+/// Errors applying or reading back our table.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// nft rejected a transaction or could not be run.
+    #[error("netpol table {NFT_NETPOL_FAMILY} {NFT_NETPOL_TABLE}: {0}")]
+    Nft(#[from] NftError),
+    /// br_netfilter could not be enabled (same-node traffic would bypass us).
+    #[error("cannot enable br_netfilter for same-node pod traffic: {0}")]
+    BridgeNetfilter(#[from] host::sysctl::SysctlError),
+}
+
+/// What one [`Enforcer::apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The table already matched the plan; nft was not run.
+    Unchanged,
+    /// One transaction ran.
+    Applied(Script),
+}
+
+/// Owns our table: remembers what it applied last so the next change is a
+/// diff. A fresh enforcer (daemon start) does not touch the table until its
+/// first plan, which replaces the old one in one transaction: the previous
+/// run's rules keep protecting pods until then.
+#[derive(Debug, Default)]
+pub struct Enforcer {
+    applied: Option<Plan>,
+}
+
+impl Enforcer {
+    /// An enforcer that has applied nothing yet.
+    pub fn new() -> Self {
+        Enforcer::default()
+    }
+
+    /// The plan currently believed to be live.
+    pub fn applied(&self) -> Option<&Plan> {
+        self.applied.as_ref()
+    }
+
+    /// Makes the table equal to `plan`: a full replace the first time, a
+    /// diff afterwards. A diff that nft rejects (the table drifted from
+    /// what we applied) is followed by a full replace.
+    pub fn apply(&mut self, plan: Plan) -> Result<Outcome, ApplyError> {
+        let script = match &self.applied {
+            None => replace_script(&plan),
+            Some(old) => diff(old, &plan),
+        };
+        if script.is_empty() {
+            return Ok(Outcome::Unchanged);
+        }
+        let result = host::nft::apply(&script.text);
+        let script = match result {
+            Ok(()) => script,
+            Err(err) if !script.replace => {
+                tracing::warn!(component = "netpol", error = %err, "incremental update rejected; replacing the table");
+                let full = replace_script(&plan);
+                self.applied = None;
+                host::nft::apply(&full.text)?;
+                full
+            }
+            Err(err) => return Err(err.into()),
+        };
+        self.applied = Some(plan);
+        Ok(Outcome::Applied(script))
+    }
+
+    /// Reads the table back; if it differs from the applied plan (or is
+    /// gone), replaces it. Returns the differences found (empty: no drift).
+    pub fn repair_drift(&mut self) -> Result<Vec<String>, ApplyError> {
+        let Some(plan) = self.applied.clone() else {
+            return Ok(Vec::new());
+        };
+        let differences = match host::nft::table_json(NFT_NETPOL_FAMILY, NFT_NETPOL_TABLE)? {
+            None => vec!["table missing".to_string()],
+            Some(json) => observed::differences(&plan, &observed::parse(&json)),
+        };
+        if !differences.is_empty() {
+            tracing::warn!(
+                component = "netpol",
+                ?differences,
+                "table drifted; replacing it"
+            );
+            host::nft::apply(&replace_script(&plan).text)?;
+        }
+        Ok(differences)
+    }
+
+    /// Current values of the per-policy counters of the applied plan.
+    pub fn counters(&self) -> Result<Vec<CounterSample>, ApplyError> {
+        match &self.applied {
+            None => Ok(Vec::new()),
+            Some(plan) => read_counters(plan),
+        }
+    }
+}
+
+/// Reads the named counters of `plan` from the live table (empty when the
+/// table does not exist).
+pub fn read_counters(plan: &Plan) -> Result<Vec<CounterSample>, ApplyError> {
+    let Some(json) = host::nft::table_json(NFT_NETPOL_FAMILY, NFT_NETPOL_TABLE)? else {
+        return Ok(Vec::new());
+    };
+    let live = observed::parse(&json).counters;
+    let samples = plan.counters.iter().filter_map(|(name, info)| {
+        let (packets, bytes) = *live.get(name)?;
+        Some(CounterSample {
+            policy: info.policy.clone(),
+            direction: info.direction,
+            verdict: info.verdict,
+            packets,
+            bytes,
+        })
+    });
+    Ok(samples.collect())
+}
+
+/// One per-policy counter reading, for /metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterSample {
+    /// `namespace/name`; empty for packets of not-yet-known pods.
+    pub policy: String,
+    pub direction: Option<Direction>,
+    /// `allow` or `deny`.
+    pub verdict: &'static str,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+fn replace_script(plan: &Plan) -> Script {
+    Script {
+        text: full_script(plan),
+        replace: true,
+    }
+}
+
+/// Sends bridged (same-node) pod traffic through the inet hooks of this
+/// network namespace (see the data-path notes in [`crate::plan`]).
+/// Idempotent; returns whether anything changed.
+pub fn enable_bridge_netfilter() -> Result<bool, ApplyError> {
+    let v4 = host::sysctl::ensure("net.bridge.bridge-nf-call-iptables", "1")?;
+    let v6 = host::sysctl::ensure("net.bridge.bridge-nf-call-ip6tables", "1")?;
+    Ok(v4 || v6)
+}

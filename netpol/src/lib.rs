@@ -1,0 +1,15 @@
+//! nodenet's NetworkPolicy enforcer.
+//!
+//! * [`model`]: validated NetworkPolicies, pods and namespaces (bad fields
+//!   become [`model::Problem`]s, never panics, never wider access).
+//! * [`plan`]: the pure compiler to the desired `inet nodenet-netpol` table,
+//!   its full rendering and the diff between two plans.
+//! * [`apply`]: one nft transaction per change, drift repair, counters.
+//! * [`run`]: the daemon component tying reflectors to the above.
+
+pub mod apply;
+mod component;
+pub mod model;
+pub mod plan;
+
+pub use component::{Context, NetpolConfig, NetpolError, run, views_from_api};
