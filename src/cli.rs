@@ -65,6 +65,16 @@ pub struct RunArgs {
     /// Overlay backend: vxlan, host-gw, wireguard-native or none [default: vxlan].
     #[arg(long)]
     pub flannel_backend: Option<String>,
+    /// Interface carrying the overlay [default: the one holding --node-ip].
+    #[arg(long, value_name = "NAME")]
+    pub flannel_iface: Option<String>,
+    /// Publish --node-external-ip as the overlay endpoint (flannel's
+    /// public-ip-overwrite annotations), for nodes reached through NAT.
+    #[arg(long)]
+    pub flannel_external_ip: bool,
+    /// Masquerade IPv6 pod traffic leaving the cluster.
+    #[arg(long)]
+    pub flannel_ipv6_masq: bool,
     /// State directory.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::iptables;
 use crate::run::Cause;
 
 /// One removable object.
@@ -16,6 +17,13 @@ pub enum Item {
     File(PathBuf),
     /// A directory, removed with its contents.
     Dir(PathBuf),
+    /// A rule of an iptables front-end, deleted by its specification.
+    IptablesRule(iptables::Rule),
+    /// A user chain of an iptables front-end, flushed and deleted.
+    IptablesChain(iptables::Chain),
+    /// An object removed by its step's own teardown (see
+    /// [`crate::Step::remove_all`]), as that teardown describes it.
+    Described(String),
 }
 
 impl fmt::Display for Item {
@@ -25,6 +33,9 @@ impl fmt::Display for Item {
             Item::NftTable { family, name } => write!(f, "nft table {family} {name}"),
             Item::File(path) => write!(f, "file {}", path.display()),
             Item::Dir(path) => write!(f, "dir {}", path.display()),
+            Item::IptablesRule(rule) => rule.fmt(f),
+            Item::IptablesChain(chain) => chain.fmt(f),
+            Item::Described(text) => f.write_str(text),
         }
     }
 }
@@ -38,6 +49,9 @@ impl Item {
             Item::NftTable { family, name } => Ok(host::nft::delete_table(family, name)?),
             Item::File(path) => gone_is_fine(std::fs::remove_file(path)),
             Item::Dir(path) => gone_is_fine(std::fs::remove_dir_all(path)),
+            Item::IptablesRule(rule) => rule.delete(),
+            Item::IptablesChain(chain) => chain.delete(),
+            Item::Described(text) => Err(Cause::NotIndividually(text.clone())),
         }
     }
 }

@@ -6,8 +6,15 @@
 //! a dry run reports exactly what a real run would remove. Steps run in
 //! order, every error is collected and the run keeps going (as netavark's
 //! teardown does). Later components add their own steps to [`steps`].
+//!
+//! Besides our own state it removes what K3s's flannel leaves behind
+//! (its links, iptables chains and nftables tables), so a node migrated
+//! from K3s can be cleaned with one command; see [`k3s`] and [`iptables`].
 
+pub mod iptables;
 mod item;
+pub mod k3s;
+mod overlay;
 mod run;
 pub mod steps;
 

@@ -19,6 +19,14 @@ pub enum Cause {
     Nft(#[from] host::nft::NftError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Iptables(#[from] crate::iptables::IptablesError),
+    #[error(transparent)]
+    Overlay(#[from] flannel::overlay::OverlayError),
+    /// An item only its step's own teardown can remove was handed to the
+    /// per-item removal (a bug in a step).
+    #[error("{0} can only be removed by its step's teardown")]
+    NotIndividually(String),
 }
 
 /// One failure; the run went on after it.
@@ -27,6 +35,13 @@ pub enum CleanupError {
     /// A step could not find out what exists.
     #[error("{step}: cannot look for leftovers: {source}")]
     Find {
+        step: &'static str,
+        #[source]
+        source: Cause,
+    },
+    /// A step removing its objects as a whole failed (partly).
+    #[error("{step}: {source}")]
+    Whole {
         step: &'static str,
         #[source]
         source: Cause,
@@ -53,6 +68,18 @@ pub struct Report {
 pub async fn run(steps: &[Box<dyn Step>], mode: Mode) -> Report {
     let mut report = Report::default();
     for step in steps {
+        if mode == Mode::Remove
+            && let Some(removal) = step.remove_all()
+        {
+            let (removed, causes) = removal.await;
+            report.removed.extend(removed);
+            let step = step.name();
+            let errors = causes
+                .into_iter()
+                .map(|source| CleanupError::Whole { step, source });
+            report.errors.extend(errors);
+            continue;
+        }
         let found = match step.find().await {
             Ok(found) => found,
             Err(source) => {

@@ -7,11 +7,17 @@ use std::pin::Pin;
 use host::link::Netlink;
 use host::names;
 
+use crate::iptables;
 use crate::item::Item;
+use crate::k3s::{self, K3sLinks};
+use crate::overlay::OverlayState;
 use crate::run::Cause;
 
 /// Boxed future of a step's `find`.
 pub type Found<'a> = Pin<Box<dyn Future<Output = Result<Vec<Item>, Cause>> + Send + 'a>>;
+
+/// Boxed future of a step's `remove_all`: what went, and every failure.
+pub type RemovedAll<'a> = Pin<Box<dyn Future<Output = (Vec<Item>, Vec<Cause>)> + Send + 'a>>;
 
 /// One teardown step: finds the leftovers of one kind that are ours.
 /// Finding must not change anything (dry runs rely on it).
@@ -19,6 +25,13 @@ pub trait Step: Send + Sync {
     /// Short name for messages, e.g. `pod veths`.
     fn name(&self) -> &'static str;
     fn find(&self) -> Found<'_>;
+    /// For a step whose objects are removed together by the component that
+    /// made them (a VXLAN device takes its neighbours and routes with it):
+    /// removes everything `find` would list. `None` (the default): the
+    /// runner removes the found items one by one.
+    fn remove_all(&self) -> Option<RemovedAll<'_>> {
+        None
+    }
 }
 
 /// The directories the daemon wrote to (the same flags as `nodenet run`).
@@ -32,22 +45,43 @@ pub struct Paths {
 
 /// All steps, in order. The order matters:
 /// 1. pod veths before the bridge: only while they are enslaved to cni0 do
-///    we know they are ours;
+///    we know they are ours (K3s's pod veths and cni0 look the same);
 /// 2. the bridge;
-/// 3. the hostPort nftables table;
-/// 4. the conflist before the plugin binary, so a runtime never picks our
+/// 3. the overlay (its devices take their routes with them, then our
+///    routes and nftables tables); it also removes K3s's `flannel.1` /
+///    `flannel-v6.1`, which have our names and kind;
+/// 4. K3s's WireGuard links;
+/// 5. the hostPort nftables table;
+/// 6. K3s flannel's iptables chains in each front-end, then its nftables
+///    tables (flannel's nftables mode);
+/// 7. the conflist before the plugin binary, so a runtime never picks our
 ///    network and then finds no plugin;
-/// 5. the plugin binary, then subnet.env (read by the plugin at ADD);
-/// 6. the CNI state directory last: the IPAM records are the only trace of
+/// 8. the plugin binary, then subnet.env (read by the plugin at ADD);
+/// 9. the CNI state directory last: the IPAM records are the only trace of
 ///    what was allocated until the kernel side is gone.
 pub fn steps(paths: &Paths) -> Vec<Box<dyn Step>> {
-    vec![
+    let mut steps: Vec<Box<dyn Step>> = vec![
         Box::new(PodVeths),
         Box::new(Bridge),
+        Box::new(OverlayState),
+        Box::new(K3sLinks),
         Box::new(NftTable {
             family: names::NFT_HOSTPORT_FAMILY,
             name: names::NFT_HOSTPORT_TABLE,
         }),
+    ];
+    for tool in iptables::TOOLS {
+        steps.push(Box::new(iptables::FlannelChains { tool }));
+    }
+    for (family, name) in k3s::FLANNEL_NFT_TABLES {
+        steps.push(Box::new(NftTable { family, name }));
+    }
+    steps.extend(file_steps(paths));
+    steps
+}
+
+fn file_steps(paths: &Paths) -> [Box<dyn Step>; 4] {
+    [
         Box::new(FileStep::new(
             "CNI conflist",
             paths.cni_conf_dir.join(names::CNI_CONFLIST_FILE),

@@ -1,35 +1,47 @@
-//! The daemon side of flannel (this issue: subnet and CNI, no overlay yet).
+//! The daemon side of flannel: pod subnet, CNI installation and overlay.
 //!
-//! Watches this node's Node object through the shared reflector, and for its
-//! spec.podCIDR(s) writes `<run-dir>/subnet.env`, installs the running
-//! binary as the CNI plugin and the conflist naming it. Ready after the first
-//! complete write; rewritten (only what differs) whenever the Node changes.
-//! A podCIDR that is malformed or outside --cluster-cidr is reported as an
-//! Event on the Node naming the field, the component turns not-ready and
-//! waits for the next change; I/O failures end `run` with an error so the
-//! supervisor restarts it with backoff.
+//! Watches the Nodes through the shared reflector. For this node's
+//! spec.podCIDR(s) it writes `<run-dir>/subnet.env`, installs the running
+//! binary as the CNI plugin and the conflist naming it; then (VXLAN and
+//! host-gw) runs an [`Overlay`](crate::overlay::Overlay) pass over every
+//! Node, annotates our Node as flannel does and reports unusable peers.
+//! Passes run on every Node change (coalesced) and every [`RESYNC`], so a
+//! deleted device or route comes back. Ready after the first complete
+//! pass. A podCIDR that is malformed or outside --cluster-cidr is reported
+//! as an Event on the Node naming the field, the component turns not-ready
+//! and waits for the next change; I/O and kernel failures end `run` with an
+//! error so the supervisor restarts it with backoff.
 
+mod driver;
 mod install;
+mod local;
 mod mtu;
 pub mod plan;
+mod report;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cluster::Shared;
-use cluster::events::{Recorder, Warning};
+use cluster::events::Recorder;
 use host::names;
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::watch;
 
 use crate::conflist::{self, ConflistParams};
+use crate::overlay::{self, OverlayError};
 use crate::subnet::{SubnetEnv, SubnetEnvError};
+use driver::Driver;
 pub use install::InstallError;
 pub use mtu::MtuError;
-use plan::PodCidrs;
+use plan::{LocalAddrs, PodCidrs};
+
+/// Period of the reconcile that repairs drift when no Node changes.
+pub const RESYNC: Duration = Duration::from_secs(10);
 
 /// The overlay backend (`--flannel-backend`; `none` means no component).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +69,15 @@ impl Backend {
             Backend::WireguardNative => "wireguard-native",
         }
     }
+
+    /// The overlay backend, `None` where no overlay is built yet.
+    pub fn overlay(self) -> Option<overlay::Backend> {
+        match self {
+            Backend::Vxlan => Some(overlay::Backend::Vxlan),
+            Backend::HostGw => Some(overlay::Backend::HostGw),
+            Backend::WireguardNative => None,
+        }
+    }
 }
 
 /// What the component needs from the daemon's configuration.
@@ -65,8 +86,16 @@ pub struct FlannelConfig {
     pub node_name: String,
     /// --node-ip; empty means "the Node's InternalIP".
     pub node_ips: Vec<IpAddr>,
+    /// --node-external-ip.
+    pub node_external_ips: Vec<IpAddr>,
     pub cluster_cidrs: Vec<IpNet>,
     pub backend: Backend,
+    /// --flannel-iface: its addresses are the tunnel endpoints.
+    pub iface: Option<String>,
+    /// --flannel-external-ip: publish `node_external_ips` as endpoints.
+    pub external_ip: bool,
+    /// --flannel-ipv6-masq.
+    pub ipv6_masq: bool,
     pub run_dir: PathBuf,
     pub data_dir: PathBuf,
     pub cni_conf_dir: PathBuf,
@@ -79,9 +108,20 @@ pub enum FlannelError {
     /// The Node reflector stopped before or after its first list.
     #[error("the Node watch stopped; the daemon is shutting down")]
     WatchStopped,
-    /// Neither --node-ip nor the Node's InternalIP gives an underlay address.
-    #[error("Node {node}: no --node-ip and no InternalIP in status.addresses; cannot pick the MTU")]
+    /// Neither --flannel-iface, --node-ip nor the Node's InternalIP gives an address.
+    #[error(
+        "Node {node}: no --flannel-iface, no --node-ip and no InternalIP in status.addresses; cannot pick the overlay endpoint"
+    )]
     NoNodeIp { node: String },
+    /// --flannel-iface names no interface of this network namespace.
+    #[error("--flannel-iface {name}: no such interface in this network namespace")]
+    NoIface { name: String },
+    /// --flannel-iface has no address other nodes could reach.
+    #[error("--flannel-iface {name}: the interface has no address other than link-local")]
+    IfaceWithoutAddress { name: String },
+    /// Reading interfaces failed.
+    #[error("cannot read interfaces: {0}")]
+    Link(#[from] host::link::LinkError),
     /// The underlay MTU could not be read.
     #[error(transparent)]
     Mtu(#[from] MtuError),
@@ -91,17 +131,22 @@ pub enum FlannelError {
     /// Enabling IP forwarding failed.
     #[error(transparent)]
     Sysctl(#[from] host::sysctl::SysctlError),
+    /// The overlay pass failed in the kernel.
+    #[error(transparent)]
+    Overlay(#[from] OverlayError),
 }
 
 /// Shared inputs of [`run`].
 pub struct Context {
     pub config: FlannelConfig,
     pub nodes: Shared<Node>,
+    /// For patching our Node's annotations.
+    pub client: kube::Client,
     pub events: Arc<Recorder>,
 }
 
-/// Runs until the Node watch stops or an I/O step fails. `ready` turns true
-/// after the first complete write and false while the Node is unusable.
+/// Runs until the Node watch stops or a step fails. `ready` turns true
+/// after the first complete pass and false while the Node is unusable.
 pub async fn run(ctx: &Context, ready: &watch::Sender<bool>) -> Result<(), FlannelError> {
     ready.send_replace(false);
     enable_forwarding(&ctx.config.cluster_cidrs)?;
@@ -110,24 +155,38 @@ pub async fn run(ctx: &Context, ready: &watch::Sender<bool>) -> Result<(), Flann
         .wait_ready()
         .await
         .map_err(|_| FlannelError::WatchStopped)?;
-    let mut state = State::default();
+    let mut state = State::new(&ctx.config);
     loop {
         let complete = reconcile(ctx, &mut state).await?;
         ready.send_replace(complete);
-        changes
-            .changed()
-            .await
-            .map_err(|_| FlannelError::WatchStopped)?;
+        // A timeout is the periodic pass; both wake the same reconcile.
+        if let Ok(Err(_)) = tokio::time::timeout(RESYNC, changes.changed()).await {
+            return Err(FlannelError::WatchStopped);
+        }
     }
 }
 
-/// What is remembered between reconciles of one `run`.
-#[derive(Default)]
+/// What is remembered between passes of one `run`.
 struct State {
     /// Computed once per start, as flannel does (later MTU changes of the
     /// interface are not followed).
     mtu: Option<u32>,
     plugin_installed: bool,
+    /// `None` when the backend has no overlay yet (WireGuard).
+    driver: Option<Driver>,
+    /// Whether the missing overlay was reported (once per run).
+    no_overlay_reported: bool,
+}
+
+impl State {
+    fn new(cfg: &FlannelConfig) -> State {
+        State {
+            mtu: None,
+            plugin_installed: false,
+            driver: Driver::new(cfg),
+            no_overlay_reported: false,
+        }
+    }
 }
 
 /// One pass; Ok(true) when everything is written, Ok(false) when the Node is
@@ -142,29 +201,44 @@ async fn reconcile(ctx: &Context, state: &mut State) -> Result<bool, FlannelErro
         tracing::info!(component = "flannel", node = %cfg.node_name, "waiting for spec.podCIDR");
         return Ok(false);
     };
-    let mtu = underlay_mtu(cfg, &node, state).await?;
-    match plan::subnet_env(&cidrs, &cfg.cluster_cidrs, mtu) {
-        Ok(env) => install(cfg, &env, state).map(|()| true),
+    let addrs = local::resolve(cfg, &node).await?;
+    let mtu = underlay_mtu(cfg, &addrs, state).await?;
+    let env = match plan::subnet_env(&cidrs, &cfg.cluster_cidrs, mtu) {
+        Ok(env) => env,
         Err(err) => {
-            report_bad_pod_cidr(ctx, &node, &err).await;
-            Ok(false)
+            report_bad_pod_cidr(ctx, &err).await;
+            return Ok(false);
+        }
+    };
+    install(cfg, &env, state)?;
+    match state.driver.as_mut() {
+        Some(driver) => driver.pass(ctx, &env, &addrs).await,
+        None => {
+            report_no_overlay(ctx, &mut state.no_overlay_reported).await;
+            Ok(true)
         }
     }
 }
 
 async fn underlay_mtu(
     cfg: &FlannelConfig,
-    node: &Node,
+    addrs: &LocalAddrs,
     state: &mut State,
 ) -> Result<u32, FlannelError> {
     if let Some(mtu) = state.mtu {
         return Ok(mtu);
     }
-    let ip = plan::underlay_ip(&cfg.node_ips, node).ok_or_else(|| FlannelError::NoNodeIp {
-        node: cfg.node_name.clone(),
-    })?;
-    let mtu = plan::pod_mtu(mtu::mtu_of_interface_with(ip).await?, cfg.backend);
-    tracing::info!(component = "flannel", %ip, mtu, backend = cfg.backend.name(), "pod MTU");
+    let base = match (&cfg.iface, addrs.primary()) {
+        (Some(name), _) => mtu::mtu_of_interface(name).await?,
+        (None, Some(ip)) => mtu::mtu_of_interface_with(ip).await?,
+        (None, None) => {
+            return Err(FlannelError::NoNodeIp {
+                node: cfg.node_name.clone(),
+            });
+        }
+    };
+    let mtu = plan::pod_mtu(base, cfg.backend);
+    tracing::info!(component = "flannel", addrs = ?addrs, mtu, backend = cfg.backend.name(), "pod MTU");
     state.mtu = Some(mtu);
     Ok(mtu)
 }
@@ -210,29 +284,39 @@ fn enable_forwarding(cluster_cidrs: &[IpNet]) -> Result<(), FlannelError> {
     Ok(())
 }
 
-async fn report_bad_pod_cidr(ctx: &Context, node: &Node, err: &SubnetEnvError) {
+async fn report_bad_pod_cidr(ctx: &Context, err: &SubnetEnvError) {
     let field = match err {
         SubnetEnvError::PodCidr { field, .. } => *field,
         _ => "spec.podCIDR",
     };
-    tracing::warn!(component = "flannel", node = %ctx.config.node_name, field, error = %err, "unusable pod CIDR; not ready until the Node changes");
-    let warning = Warning {
-        object: node_reference(node),
-        reason: "InvalidPodCIDR",
-        field,
-        message: format!("{err}; nodenet cannot wire pods on this node"),
-    };
-    if let Err(post) = ctx.events.warn(&warning).await {
-        tracing::warn!(component = "flannel", error = %post, "cannot post Event");
-    }
+    let node = &ctx.config.node_name;
+    tracing::warn!(component = "flannel", node = %node, field, error = %err, "unusable pod CIDR; not ready until the Node changes");
+    let message = format!("{err}; nodenet cannot wire pods on this node");
+    report::warn_node(ctx, node, "InvalidPodCIDR", field, message).await;
 }
 
-fn node_reference(node: &Node) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Node".into()),
-        name: node.metadata.name.clone(),
-        uid: node.metadata.uid.clone(),
-        ..ObjectReference::default()
+/// The backend was accepted for compatibility but has no overlay yet: say
+/// so loudly (log and Event on our Node) instead of pretending it works.
+async fn report_no_overlay(ctx: &Context, reported: &mut bool) {
+    if *reported {
+        return;
     }
+    let backend = ctx.config.backend.name();
+    tracing::error!(
+        component = "flannel",
+        backend,
+        "this overlay backend is not implemented yet: pods get addresses and talk on this node, but no traffic crosses to other nodes"
+    );
+    let message = format!(
+        "{backend} is not implemented in this nodenet version; pods on this node are not reachable from other nodes"
+    );
+    let field = "--flannel-backend";
+    *reported = report::warn_node(
+        ctx,
+        &ctx.config.node_name,
+        "OverlayBackendUnavailable",
+        field,
+        message,
+    )
+    .await;
 }

@@ -70,6 +70,19 @@ pub enum ConfigError {
         "--{flag}: {value:?} is not a valid DNS name (lower-case letters, digits, '-' and '.')"
     )]
     InvalidName { flag: &'static str, value: String },
+    /// Not a usable Linux interface name.
+    #[error("--{flag}: {value:?} is not a valid interface name: {reason}")]
+    InvalidInterface {
+        flag: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    /// A flag that has no effect without another setting.
+    #[error("--{flag} needs {needs}")]
+    Requires {
+        flag: &'static str,
+        needs: &'static str,
+    },
     /// No node name: no flag, no NODE_NAME, and the hostname is unreadable.
     #[error("--node-name: not given, NODE_NAME is unset and the hostname cannot be read: {0}")]
     NoNodeName(String),

@@ -45,6 +45,9 @@ pub struct FileConfig {
     pub disable: Option<OneOrMany>,
     pub disable_network_policy: Option<bool>,
     pub flannel_backend: Option<String>,
+    pub flannel_iface: Option<String>,
+    pub flannel_external_ip: Option<bool>,
+    pub flannel_ipv6_masq: Option<bool>,
     pub data_dir: Option<PathBuf>,
     pub run_dir: Option<PathBuf>,
     pub cni_conf_dir: Option<PathBuf>,
@@ -96,6 +99,10 @@ pub fn merge(flags: RunArgs, file: FileConfig) -> RunArgs {
         disable_network_policy: flags.disable_network_policy
             || file.disable_network_policy.unwrap_or(false),
         flannel_backend: flags.flannel_backend.or(file.flannel_backend),
+        flannel_iface: flags.flannel_iface.or(file.flannel_iface),
+        // A boolean flag can only switch on; absent, the file decides.
+        flannel_external_ip: flags.flannel_external_ip || file.flannel_external_ip.unwrap_or(false),
+        flannel_ipv6_masq: flags.flannel_ipv6_masq || file.flannel_ipv6_masq.unwrap_or(false),
         data_dir: flags.data_dir.or(file.data_dir),
         run_dir: flags.run_dir.or(file.run_dir),
         cni_conf_dir: flags.cni_conf_dir.or(file.cni_conf_dir),

@@ -35,6 +35,17 @@ pub struct Paths {
     pub cni_bin_dir: PathBuf,
 }
 
+/// Overlay options besides the backend (`--flannel-*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlannelOptions {
+    /// --flannel-iface: the interface whose address is the tunnel endpoint.
+    pub iface: Option<String>,
+    /// --flannel-external-ip: publish --node-external-ip as the endpoint.
+    pub external_ip: bool,
+    /// --flannel-ipv6-masq: masquerade IPv6 pod traffic leaving the cluster.
+    pub ipv6_masq: bool,
+}
+
 /// A configuration that passed every check. Only [`Config::from_args`]
 /// builds one (the private field prevents building it elsewhere), so holding
 /// a `Config` means it is valid.
@@ -51,6 +62,7 @@ pub struct Config {
     pub disabled: BTreeSet<Disableable>,
     /// `None` for `--flannel-backend=none`: no flannel component at all.
     pub flannel_backend: Option<Backend>,
+    pub flannel: FlannelOptions,
     pub paths: Paths,
     pub log_format: LogFormat,
     pub metrics_addr: SocketAddr,
@@ -101,9 +113,11 @@ impl Config {
         }
         net::check_dns_in_service(&cluster_dns, &service_cidrs)?;
         let domain = or(&args.cluster_domain, defaults::CLUSTER_DOMAIN);
+        let node_external_ips = net::ip_list("node-external-ip", args.node_external_ip.as_deref())?;
         Ok(Config {
             node_ips: net::ip_list("node-ip", args.node_ip.as_deref())?,
-            node_external_ips: net::ip_list("node-external-ip", args.node_external_ip.as_deref())?,
+            flannel: flannel_options(&args, &node_external_ips, &cluster_cidrs)?,
+            node_external_ips,
             cluster_domain: net::dns_name("cluster-domain", &domain)?,
             disabled: disabled(&args)?,
             flannel_backend: backend(&or(&args.flannel_backend, defaults::FLANNEL_BACKEND))?,
@@ -169,6 +183,37 @@ fn backend(value: &str) -> Result<Option<Backend>, ConfigError> {
             valid: "vxlan, host-gw, wireguard-native, none",
         }),
     }
+}
+
+/// The `--flannel-*` options; each must be able to take effect.
+fn flannel_options(
+    args: &RunArgs,
+    node_external_ips: &[IpAddr],
+    cluster_cidrs: &[IpNet],
+) -> Result<FlannelOptions, ConfigError> {
+    let iface = match &args.flannel_iface {
+        Some(name) => Some(net::interface_name("flannel-iface", name)?),
+        None => None,
+    };
+    // Both would be silently ignored (as K3s does); an operator setting
+    // them expects NAT traversal or IPv6 egress, so say it cannot happen.
+    if args.flannel_external_ip && node_external_ips.is_empty() {
+        return Err(ConfigError::Requires {
+            flag: "flannel-external-ip",
+            needs: "--node-external-ip (the address to publish)",
+        });
+    }
+    if args.flannel_ipv6_masq && !cluster_cidrs.iter().any(|c| c.addr().is_ipv6()) {
+        return Err(ConfigError::Requires {
+            flag: "flannel-ipv6-masq",
+            needs: "an IPv6 network in --cluster-cidr",
+        });
+    }
+    Ok(FlannelOptions {
+        iface,
+        external_ip: args.flannel_external_ip,
+        ipv6_masq: args.flannel_ipv6_masq,
+    })
 }
 
 fn log_format(value: &str) -> Result<LogFormat, ConfigError> {

@@ -141,3 +141,26 @@ pub fn dns_name(flag: &'static str, value: &str) -> Result<String, ConfigError> 
         value: value.to_string(),
     })
 }
+
+/// A Linux interface name as the kernel accepts it (`dev_valid_name`):
+/// 1 to 15 bytes, not `.` or `..`, no `/`, `:` or whitespace.
+pub fn interface_name(flag: &'static str, value: &str) -> Result<String, ConfigError> {
+    let invalid = |reason| ConfigError::InvalidInterface {
+        flag,
+        value: value.to_string(),
+        reason,
+    };
+    if value.is_empty() || value.len() > 15 {
+        return Err(invalid("must be 1 to 15 bytes long"));
+    }
+    if value == "." || value == ".." {
+        return Err(invalid("\".\" and \"..\" are reserved"));
+    }
+    let bad = |c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control();
+    if value.chars().any(bad) {
+        return Err(invalid(
+            "must not contain '/', ':', whitespace or control characters",
+        ));
+    }
+    Ok(value.to_string())
+}

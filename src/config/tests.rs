@@ -161,6 +161,14 @@ const BAD: &[(&[&str], &str)] = &[
     (&["--log-format", "xml"], "--log-format"),
     (&["--metrics-addr", "localhost"], "--metrics-addr"),
     (&["--disable", "kube-proxy"], "--disable"),
+    (&["--flannel-iface", ""], "--flannel-iface"),
+    (&["--flannel-iface", "sixteen-chars-ab"], "--flannel-iface"),
+    (&["--flannel-iface", "eth/0"], "--flannel-iface"),
+    (&["--flannel-iface", "eth0:1"], "--flannel-iface"),
+    (&["--flannel-iface", "eth 0"], "--flannel-iface"),
+    (&["--flannel-iface", ".."], "--flannel-iface"),
+    (&["--flannel-external-ip"], "--flannel-external-ip"),
+    (&["--flannel-ipv6-masq"], "--flannel-ipv6-masq"),
 ];
 
 #[test]
@@ -235,6 +243,85 @@ fn yaml_file_errors_name_the_file_and_key() {
         .to_string();
     assert!(
         text.contains("--config") && text.contains("/nonexistent/nodenet.yaml"),
+        "{text}"
+    );
+}
+
+#[test]
+fn flannel_options_default_off() {
+    let c = config(&[]).expect("valid");
+    assert_eq!(c.flannel, FlannelOptions::default());
+}
+
+#[test]
+fn flannel_options_from_flags() {
+    let c = config(&[
+        "--flannel-iface",
+        "enp0s31f6.100",
+        "--node-external-ip",
+        "203.0.113.7",
+        "--flannel-external-ip",
+        "--cluster-cidr",
+        "10.42.0.0/16,fd00:42::/56",
+        "--flannel-ipv6-masq",
+    ])
+    .expect("valid");
+    let want = FlannelOptions {
+        iface: Some("enp0s31f6.100".into()),
+        external_ip: true,
+        ipv6_masq: true,
+    };
+    assert_eq!(c.flannel, want);
+    assert_eq!(
+        c.node_external_ips,
+        vec!["203.0.113.7".parse::<IpAddr>().expect("ip")]
+    );
+}
+
+#[test]
+fn flannel_option_errors_say_what_is_missing() {
+    let text = error(&["--flannel-external-ip"]);
+    assert!(text.contains("--node-external-ip"), "{text}");
+    let text = error(&["--flannel-ipv6-masq", "--cluster-cidr", "10.42.0.0/16"]);
+    assert!(
+        text.contains("IPv6") && text.contains("--cluster-cidr"),
+        "{text}"
+    );
+    let text = error(&["--flannel-iface", "a-very-long-name0"]);
+    assert!(text.contains("15 bytes"), "{text}");
+}
+
+#[test]
+fn flannel_options_from_yaml_file_and_flags_add_to_them() {
+    let file = config_file(
+        "flannel-iface: eth1\nflannel-external-ip: true\nnode-external-ip: 198.51.100.4\ncluster-cidr: [10.42.0.0/16, fd00:42::/56]\n",
+    );
+    let path = file.path().to_str().expect("utf-8 path");
+    let c = config(&["--config", path]).expect("valid");
+    assert_eq!(c.flannel.iface.as_deref(), Some("eth1"));
+    assert!(c.flannel.external_ip);
+    assert!(!c.flannel.ipv6_masq);
+    let c = config(&[
+        "--config",
+        path,
+        "--flannel-iface",
+        "eth2",
+        "--flannel-ipv6-masq",
+    ])
+    .expect("valid");
+    assert_eq!(
+        c.flannel.iface.as_deref(),
+        Some("eth2"),
+        "flag overrides file"
+    );
+    assert!(c.flannel.ipv6_masq && c.flannel.external_ip);
+    let file = config_file("flannel-ipv6-masq: yes please\n");
+    let path = file.path().to_str().expect("utf-8 path");
+    let text = config(&["--config", path])
+        .expect_err("not a bool")
+        .to_string();
+    assert!(
+        text.contains("flannel-ipv6-masq") || text.contains("bool"),
         "{text}"
     );
 }

@@ -13,7 +13,7 @@ use flannel::component::{Backend, Context, FlannelConfig};
 use super::supervisor::Component;
 use crate::config::{Config, Disableable};
 
-/// The flannel component (subnet.env + CNI installation).
+/// The flannel component (subnet.env, CNI installation, overlay).
 struct Flannel {
     ctx: Context,
 }
@@ -49,14 +49,19 @@ fn flannel(config: &Config, backend: Backend, reflectors: &Reflectors) -> Flanne
             config: FlannelConfig {
                 node_name: config.node_name.clone(),
                 node_ips: config.node_ips.clone(),
+                node_external_ips: config.node_external_ips.clone(),
                 cluster_cidrs: config.cluster_cidrs.clone(),
                 backend,
+                iface: config.flannel.iface.clone(),
+                external_ip: config.flannel.external_ip,
+                ipv6_masq: config.flannel.ipv6_masq,
                 run_dir: config.paths.run_dir.clone(),
                 data_dir: config.paths.data_dir.clone(),
                 cni_conf_dir: config.paths.cni_conf_dir.clone(),
                 cni_bin_dir: config.paths.cni_bin_dir.clone(),
             },
             nodes: reflectors.shared::<Node>(),
+            client: reflectors.client().clone(),
             events: Arc::new(recorder),
         },
     }
@@ -65,18 +70,19 @@ fn flannel(config: &Config, backend: Backend, reflectors: &Reflectors) -> Flanne
 /// Logs once, at start, what runs and what does not, and why.
 pub fn log_plan(config: &Config) {
     match config.flannel_backend {
-        Some(backend) => {
-            tracing::info!(
-                component = "flannel",
-                backend = backend.name(),
-                "runs: pod subnet and CNI plugin"
-            );
-            tracing::warn!(
-                component = "flannel",
-                backend = backend.name(),
-                "the overlay is not built yet (issue 3): pods on this node get addresses and talk locally, cross-node pod traffic needs the overlay"
-            );
-        }
+        Some(backend) if backend.overlay().is_some() => tracing::info!(
+            component = "flannel",
+            backend = backend.name(),
+            iface = ?config.flannel.iface,
+            external_ip = config.flannel.external_ip,
+            ipv6_masq = config.flannel.ipv6_masq,
+            "runs: pod subnet, CNI plugin and overlay"
+        ),
+        Some(backend) => tracing::error!(
+            component = "flannel",
+            backend = backend.name(),
+            "runs pod subnet and CNI plugin only: this backend is not implemented yet, so no pod traffic crosses nodes"
+        ),
         None => tracing::info!(component = "flannel", "off (--flannel-backend=none)"),
     }
     for component in Disableable::ALL {

@@ -1,7 +1,7 @@
 //! Pure part of the flannel component: from this Node's object and the
 //! configuration to what the files should say.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
@@ -48,21 +48,64 @@ pub fn pod_mtu(underlay_mtu: u32, backend: Backend) -> u32 {
     underlay_mtu.saturating_sub(backend.mtu_overhead())
 }
 
-/// The address whose interface carries pod traffic off the node:
-/// --node-ip (IPv4 first), else the Node's InternalIP.
-pub fn underlay_ip(node_ips: &[IpAddr], node: &Node) -> Option<IpAddr> {
-    let first_v4 = |ips: &[IpAddr]| ips.iter().find(|ip| ip.is_ipv4()).or(ips.first()).copied();
-    if let Some(ip) = first_v4(node_ips) {
-        return Some(ip);
+/// This node's overlay endpoint addresses, at most one per family.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalAddrs {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl LocalAddrs {
+    /// The address whose interface gives the MTU (IPv4 first).
+    pub fn primary(&self) -> Option<IpAddr> {
+        self.v4.map(IpAddr::V4).or_else(|| self.v6.map(IpAddr::V6))
     }
+
+    /// Takes the first address of each family still unset from `ips`.
+    fn fill(&mut self, ips: impl IntoIterator<Item = IpAddr>) {
+        for ip in ips {
+            match ip {
+                IpAddr::V4(v4) if self.v4.is_none() => self.v4 = Some(v4),
+                IpAddr::V6(v6) if self.v6.is_none() => self.v6 = Some(v6),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Per family: an address of --flannel-iface, else --node-ip, else the
+/// Node's InternalIP (K3s takes the interface's address; without the flag
+/// it uses the default-route interface, we use the node IP: k3s#12459).
+pub fn local_addrs(iface: &[IpAddr], node_ips: &[IpAddr], node: &Node) -> LocalAddrs {
+    let mut addrs = LocalAddrs::default();
+    addrs.fill(iface.iter().copied());
+    addrs.fill(node_ips.iter().copied());
+    addrs.fill(internal_ips(node));
+    addrs
+}
+
+fn internal_ips(node: &Node) -> Vec<IpAddr> {
     let addresses = node.status.as_ref().and_then(|s| s.addresses.as_ref());
-    let internal: Vec<IpAddr> = addresses
+    addresses
         .into_iter()
         .flatten()
         .filter(|a| a.type_ == "InternalIP")
-        .filter_map(|a| a.address.parse().ok())
-        .collect();
-    first_v4(&internal)
+        .filter_map(|a| a.address.trim().parse().ok())
+        .collect()
+}
+
+/// The addresses of an interface that can be a tunnel endpoint, in the
+/// kernel's order: link-local addresses cannot be reached from other nodes.
+pub fn endpoint_candidates(addrs: &[IpNet]) -> Vec<IpAddr> {
+    let link_local = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+    };
+    addrs
+        .iter()
+        .map(IpNet::addr)
+        .filter(|ip| !link_local(ip))
+        .collect()
 }
 
 #[cfg(test)]
@@ -132,34 +175,69 @@ mod tests {
         assert_eq!(pod_mtu(9000, Backend::Vxlan), 8950);
     }
 
-    #[test]
-    fn underlay_ip_prefers_flag_then_internal_ip() {
-        let n = Node {
+    fn node_with_internal(addresses: &[&str]) -> Node {
+        let list = addresses
+            .iter()
+            .map(|a| NodeAddress {
+                type_: "InternalIP".into(),
+                address: a.to_string(),
+            })
+            .chain([NodeAddress {
+                type_: "Hostname".into(),
+                address: "node-1".into(),
+            }])
+            .collect();
+        Node {
             status: Some(NodeStatus {
-                addresses: Some(vec![
-                    NodeAddress {
-                        type_: "Hostname".into(),
-                        address: "node-1".into(),
-                    },
-                    NodeAddress {
-                        type_: "InternalIP".into(),
-                        address: "fd00::5".into(),
-                    },
-                    NodeAddress {
-                        type_: "InternalIP".into(),
-                        address: "192.168.7.5".into(),
-                    },
-                ]),
+                addresses: Some(list),
                 ..NodeStatus::default()
             }),
             ..Node::default()
-        };
-        let flag: IpAddr = "10.0.0.9".parse().expect("ip");
-        assert_eq!(underlay_ip(&[flag], &n), Some(flag));
+        }
+    }
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|a| a.parse().expect("ip")).collect()
+    }
+
+    #[test]
+    fn local_addrs_iface_then_flag_then_internal_ip_per_family() {
+        let n = node_with_internal(&["fd00::5", "192.168.7.5"]);
+        let got = local_addrs(&[], &[], &n);
+        assert_eq!(got.v4, Some(Ipv4Addr::new(192, 168, 7, 5)));
+        assert_eq!(got.v6, Some("fd00::5".parse().expect("ip")));
+        assert_eq!(got.primary(), Some("192.168.7.5".parse().expect("ip")));
+        let got = local_addrs(&[], &ips(&["10.0.0.9"]), &n);
+        assert_eq!(got.v4, Some(Ipv4Addr::new(10, 0, 0, 9)));
         assert_eq!(
-            underlay_ip(&[], &n),
-            Some("192.168.7.5".parse().expect("ip"))
+            got.v6,
+            Some("fd00::5".parse().expect("ip")),
+            "v6 from the Node"
         );
-        assert_eq!(underlay_ip(&[], &Node::default()), None);
+        let got = local_addrs(&ips(&["172.16.0.2", "172.16.0.3"]), &ips(&["10.0.0.9"]), &n);
+        assert_eq!(
+            got.v4,
+            Some(Ipv4Addr::new(172, 16, 0, 2)),
+            "first iface address"
+        );
+        let none = local_addrs(&[], &[], &Node::default());
+        assert_eq!(none, LocalAddrs::default());
+        assert_eq!(none.primary(), None);
+        let v6_only = local_addrs(&ips(&["fd00::7"]), &[], &Node::default());
+        assert_eq!(v6_only.primary(), Some("fd00::7".parse().expect("ip")));
+    }
+
+    #[test]
+    fn endpoint_candidates_skip_link_local() {
+        let addrs = nets(&[
+            "fe80::1/64",
+            "169.254.3.3/16",
+            "192.168.1.4/24",
+            "fd00::4/64",
+        ]);
+        assert_eq!(
+            endpoint_candidates(&addrs),
+            ips(&["192.168.1.4", "fd00::4"])
+        );
     }
 }

@@ -1,8 +1,12 @@
-//! Privileged: the flannel component end to end against a fake API server,
-//! all inside a fresh network namespace (the sysctl it sets and the
-//! loopback it reads the MTU from are the namespace's, never the host's).
+//! Privileged: the flannel component end to end, all inside fresh network
+//! namespaces (the sysctls it sets, the loopback it reads the MTU from and
+//! the devices it creates are the namespace's, never the host's). Subnet
+//! and CNI with the unbuilt WireGuard backend against a small fake API
+//! server here; the VXLAN overlay against the lab's API server in
+//! `overlay.rs`.
 
 mod fake_api;
+mod overlay;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -47,6 +51,9 @@ fn config(dir: &Path) -> Config {
         &d("net.d"),
         "--cni-bin-dir",
         &d("bin"),
+        // Subnet and CNI only, with an Event saying the overlay is missing.
+        "--flannel-backend",
+        "wireguard-native",
     ];
     let Command::Run(args) = Cli::try_parse_from(argv).expect("flags").command else {
         panic!("not run");
@@ -93,10 +100,15 @@ async fn wait_for_file(path: &Path, want: &str) {
 }
 
 fn subnet_env(subnet: &str) -> String {
-    // lo's MTU 65536 minus the VXLAN overhead of 50.
+    // lo's MTU 65536 minus the WireGuard overhead of 80.
     format!(
-        "FLANNEL_NETWORK=10.42.0.0/16\nFLANNEL_SUBNET={subnet}\nFLANNEL_MTU=65486\nFLANNEL_IPMASQ=true\n"
+        "FLANNEL_NETWORK=10.42.0.0/16\nFLANNEL_SUBNET={subnet}\nFLANNEL_MTU=65456\nFLANNEL_IPMASQ=true\n"
     )
+}
+
+fn event_with_reason(api: &FakeApi, reason: &str) -> Option<Value> {
+    let events = api.events.lock().expect("lock");
+    events.iter().find(|e| e["reason"] == reason).cloned()
 }
 
 async fn scenario(dir: std::path::PathBuf) {
@@ -131,17 +143,25 @@ async fn scenario(dir: std::path::PathBuf) {
         host::sysctl::read("net.ipv4.ip_forward").expect("sysctl"),
         "1"
     );
+    // The unbuilt backend is reported, and nothing pretends to be an overlay.
+    let missing = event_with_reason(&api, "OverlayBackendUnavailable").expect("backend Event");
+    assert_eq!(missing["involvedObject"]["name"], "node-1");
+    let text = missing["message"].as_str().unwrap_or("");
+    assert!(
+        text.contains("wireguard-native") && text.contains("not implemented"),
+        "{text}"
+    );
+    assert!(
+        !host::link::link_exists("flannel-wg")
+            .await
+            .expect("netlink")
+    );
+    assert!(!host::link::link_exists("flannel.1").await.expect("netlink"));
 
     // Bad input: an Event naming the field, not ready, files untouched.
     api.modify(node("10.99.0.0/24"));
     wait_ready(&mut ready_rx, false).await;
-    let event = api
-        .events
-        .lock()
-        .expect("lock")
-        .first()
-        .cloned()
-        .expect("an Event was posted");
+    let event = event_with_reason(&api, "InvalidPodCIDR").expect("an Event was posted");
     assert_eq!(event["involvedObject"]["name"], "node-1");
     assert_eq!(event["involvedObject"]["kind"], "Node");
     assert_eq!(event["type"], "Warning");
