@@ -11,7 +11,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,8 +43,14 @@ impl<K> Reflected for K where
 pub struct Shared<K: Reflected> {
     store: Store<K>,
     changed: watch::Receiver<u64>,
+    ready: watch::Receiver<bool>,
     settle: Duration,
 }
+
+/// The reflector of a type stopped before its first full list.
+#[derive(Debug, thiserror::Error)]
+#[error("the reflector stopped before its first full list")]
+pub struct ReflectorStopped;
 
 impl<K: Reflected> Shared<K> {
     /// The read-only cache of all objects of this type.
@@ -60,8 +66,18 @@ impl<K: Reflected> Shared<K> {
     }
 
     /// Waits until the first full list has been stored.
-    pub async fn wait_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.store.wait_until_ready().await
+    ///
+    /// Not `Store::wait_until_ready`: its one-shot receiver keeps only the
+    /// last poller's waker, so when two components wait concurrently (flannel
+    /// and netpol both wait for Nodes) one of them is never woken. A watch
+    /// channel wakes every waiter.
+    pub async fn wait_ready(&self) -> Result<(), ReflectorStopped> {
+        let mut ready = self.ready.clone();
+        ready
+            .wait_for(|r| *r)
+            .await
+            .map(|_| ())
+            .map_err(|_| ReflectorStopped)
     }
 }
 
@@ -72,7 +88,8 @@ pub struct ReflectorStats {
     pub kind: String,
     events: AtomicU64,
     errors: AtomicU64,
-    ready: AtomicBool,
+    /// Flips to true once, at the first full list; components wait on it.
+    ready: watch::Sender<bool>,
 }
 
 impl ReflectorStats {
@@ -81,7 +98,7 @@ impl ReflectorStats {
             kind,
             events: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            ready: AtomicBool::new(false),
+            ready: watch::Sender::new(false),
         }
     }
     /// Objects received: list items, applies and deletes (not the list
@@ -95,7 +112,11 @@ impl ReflectorStats {
     }
     /// Whether the first full list has completed.
     pub fn ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        *self.ready.borrow()
+    }
+
+    fn subscribe_ready(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
     }
 }
 
@@ -161,6 +182,7 @@ impl Reflectors {
         let shared = Shared {
             store,
             changed,
+            ready: stats.subscribe_ready(),
             settle: self.settle,
         };
         (shared, stats, task)
@@ -218,7 +240,7 @@ fn apply<K: Reflected>(
     let visible = !matches!(event, watcher::Event::Init | watcher::Event::InitApply(_));
     if visible {
         if matches!(event, watcher::Event::InitDone) {
-            stats.ready.store(true, Ordering::Relaxed);
+            stats.ready.send_replace(true);
         }
         changed.send_modify(|generation| *generation += 1);
     }
@@ -271,6 +293,32 @@ mod tests {
             let writer = self.writer.take().expect("feed once");
             let (tx, stats) = (self.tx.clone(), self.stats.clone());
             drive(stream::iter(events), writer, tx, stats).await;
+        }
+    }
+
+    /// Two components waiting at once must both be woken by the first full
+    /// list (kube's own `wait_until_ready` wakes only the last poller).
+    #[tokio::test]
+    async fn every_concurrent_waiter_wakes_at_the_first_full_list() {
+        let mut h = harness();
+        let shared = Shared {
+            store: h.store.clone(),
+            changed: h.tx.subscribe(),
+            ready: h.stats.subscribe_ready(),
+            settle: DEFAULT_SETTLE,
+        };
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let shared = shared.clone();
+                tokio::spawn(async move { shared.wait_ready().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        let list = vec![Ok(watcher::Event::Init), Ok(watcher::Event::InitDone)];
+        h.feed(list).await;
+        for waiter in waiters {
+            let woke = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+            assert!(matches!(woke, Ok(Ok(Ok(())))), "a waiter was not woken");
         }
     }
 
