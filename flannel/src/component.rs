@@ -2,8 +2,8 @@
 //!
 //! Watches the Nodes through the shared reflector. For this node's
 //! spec.podCIDR(s) it writes `<run-dir>/subnet.env`, installs the running
-//! binary as the CNI plugin and the conflist naming it; then (VXLAN and
-//! host-gw) runs an [`Overlay`](crate::overlay::Overlay) pass over every
+//! binary as the CNI plugin and the conflist naming it; then (VXLAN,
+//! host-gw or WireGuard) runs an [`Overlay`](crate::overlay::Overlay) pass over every
 //! Node, annotates our Node as flannel does and reports unusable peers.
 //! Passes run on every Node change (coalesced) and every [`RESYNC`], so a
 //! deleted device or route comes back. Ready after the first complete
@@ -75,7 +75,7 @@ impl Backend {
         match self {
             Backend::Vxlan => Some(overlay::Backend::Vxlan),
             Backend::HostGw => Some(overlay::Backend::HostGw),
-            Backend::WireguardNative => None,
+            Backend::WireguardNative => Some(overlay::Backend::Wireguard),
         }
     }
 }
@@ -172,7 +172,7 @@ struct State {
     /// interface are not followed).
     mtu: Option<u32>,
     plugin_installed: bool,
-    /// `None` when the backend has no overlay yet (WireGuard).
+    /// `None` when the backend has no overlay (none today; kept for new ones).
     driver: Option<Driver>,
     /// Whether the missing overlay was reported (once per run).
     no_overlay_reported: bool,

@@ -43,7 +43,12 @@ impl Driver {
             data_dir: cfg.data_dir.clone(),
             ipv6_masq: cfg.ipv6_masq,
             public_ip_overwrites,
-        });
+        })
+        // The read-only UAPI socket lives under our run dir rather than the
+        // shared /var/run/wireguard: several nodes of a lab on one machine
+        // would collide there, and we write nothing outside dirs we own.
+        // Operators read it with `echo get=1 | socat - UNIX:<socket>`.
+        .with_wireguard_socket_dir(cfg.run_dir.join("wireguard"));
         Some(Driver {
             overlay,
             reported: BTreeSet::new(),
@@ -186,8 +191,9 @@ mod tests {
     }
 
     #[test]
-    fn wireguard_has_no_overlay_yet() {
-        assert!(Driver::new(&config(Backend::WireguardNative, false)).is_none());
+    fn wireguard_native_runs_the_wireguard_overlay() {
+        let driver = Driver::new(&config(Backend::WireguardNative, false)).expect("wireguard");
+        assert_eq!(driver.overlay.config().backend, overlay::Backend::Wireguard);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use host::link::mac::MacAddr;
 use serde_json::Value;
 
 use super::Backend;
+use super::wireguard::WireguardData;
 
 /// `"true"` on every node whose subnet is managed through the Node API.
 pub const KUBE_SUBNET_MANAGER: &str = "flannel.alpha.coreos.com/kube-subnet-manager";
@@ -74,6 +75,8 @@ pub struct FamilyFacts {
     pub public_ip: IpAddr,
     /// VXLAN device MAC (VXLAN backend only).
     pub vtep_mac: Option<MacAddr>,
+    /// Public key and port (WireGuard backend only).
+    pub wireguard: Option<WireguardData>,
 }
 
 /// Everything the annotations of our Node are derived from.
@@ -134,14 +137,15 @@ pub fn desired_annotations(
 }
 
 fn backend_data(backend: Backend, family: &FamilyFacts) -> String {
-    match (backend, family.vtep_mac) {
-        (Backend::Vxlan, Some(vtep_mac)) => VxlanData {
+    match (backend, family.vtep_mac, family.wireguard) {
+        (Backend::Vxlan, Some(vtep_mac), _) => VxlanData {
             vni: super::VXLAN_VNI,
             vtep_mac,
         }
         .render(),
-        // host-gw, or VXLAN before its device exists (never published: the
-        // reconciler always knows the MAC before it computes annotations).
+        (Backend::Wireguard, _, Some(data)) => data.render(),
+        // host-gw, or VXLAN/WireGuard before MAC/key are known (never
+        // published: the reconciler knows them before it computes annotations).
         _ => NULL_DATA.to_string(),
     }
 }

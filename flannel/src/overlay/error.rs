@@ -46,6 +46,9 @@ pub enum OverlayError {
         "VTEP MAC file {path} holds {content:?}, not a unicast MAC; delete it to get a new MAC"
     )]
     VtepMacInvalid { path: PathBuf, content: String },
+    /// The WireGuard backend failed (key file, device or its UAPI).
+    #[error(transparent)]
+    Wireguard(#[from] super::wireguard::WireguardError),
     /// Several steps of a teardown failed (teardown keeps going).
     #[error("overlay teardown: {}", .0.join("; "))]
     Teardown(Vec<String>),

@@ -1,5 +1,6 @@
 //! The flannel-compatible overlay: node annotations, the pure peer plan,
-//! and diff-based apply of the VXLAN or host-gw backend plus masquerade.
+//! and diff-based apply of the VXLAN, host-gw or WireGuard backend plus
+//! masquerade.
 //!
 //! Data flow (DESIGN.md): the daemon hands [`Overlay::reconcile`] its own
 //! node facts and every Node object; [`plan::plan`] turns them into peers
@@ -20,6 +21,7 @@ mod teardown;
 mod underlay;
 pub mod vtep_mac;
 mod vxlan;
+pub mod wireguard;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -42,6 +44,8 @@ pub const VXLAN_OVERHEAD: u32 = 50;
 pub enum Backend {
     Vxlan,
     HostGw,
+    /// `wireguard-native`: user-space WireGuard ([`wireguard`]).
+    Wireguard,
 }
 
 impl Backend {
@@ -50,6 +54,7 @@ impl Backend {
         match self {
             Backend::Vxlan => "vxlan",
             Backend::HostGw => "host-gw",
+            Backend::Wireguard => "wireguard",
         }
     }
 }

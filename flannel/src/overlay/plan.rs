@@ -9,6 +9,8 @@ use host::link::mac::MacAddr;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
 
+use super::wireguard::WireguardData;
+use super::wireguard::key::WgKey;
 use super::{Backend, Families, LocalNode};
 
 /// One remote node to program.
@@ -28,6 +30,8 @@ pub struct PeerFamily {
     pub public_ip: IpAddr,
     /// The peer's VTEP MAC (VXLAN backend only).
     pub vtep_mac: Option<MacAddr>,
+    /// The peer's public key and port (WireGuard backend only).
+    pub wireguard: Option<WireguardData>,
 }
 
 /// Why a node was skipped, coarsely, so the daemon can choose what
@@ -70,6 +74,8 @@ pub struct PlanInput<'a> {
     pub cluster_cidrs: &'a [IpNet],
     /// Our own VTEP MACs (VXLAN): a peer announcing one of them is refused.
     pub local_vtep_macs: &'a [MacAddr],
+    /// Our WireGuard public key: a peer announcing it is refused.
+    pub local_wg_key: Option<WgKey>,
 }
 
 /// Plans the peers. Our own node is left out silently. Nodes are visited
@@ -95,7 +101,8 @@ pub fn plan(input: &PlanInput<'_>, nodes: &[Node]) -> DesiredOverlay {
 
 /// A subnet overlapping ours or an accepted peer's would hijack traffic;
 /// flannel silently lets the last event win, we keep the first by name.
-/// The same holds for a VTEP MAC: one FDB entry per MAC can point to one node.
+/// The same holds for a VTEP MAC: one FDB entry per MAC can point to one
+/// node; and for a WireGuard key: one peer per key.
 fn conflict(input: &PlanInput<'_>, accepted: &[Peer], candidate: &Peer) -> Option<SkippedNode> {
     let skip = |field: String, reason: String| SkippedNode {
         name: candidate.name.clone(),
@@ -107,7 +114,9 @@ fn conflict(input: &PlanInput<'_>, accepted: &[Peer], candidate: &Peer) -> Optio
         if let Some(reason) = subnet_conflict(input.local, accepted, family.subnet) {
             return Some(skip(peer::pod_cidr_field(), reason));
         }
-        if let Some(reason) = mac_conflict(input.local_vtep_macs, accepted, family) {
+        let other = mac_conflict(input.local_vtep_macs, accepted, family)
+            .or_else(|| wg_key_conflict(input.local_wg_key, accepted, family));
+        if let Some(reason) = other {
             return Some(skip(
                 peer::backend_data_field(family.subnet.addr().is_ipv6()),
                 reason,
@@ -147,6 +156,28 @@ fn mac_conflict(local_macs: &[MacAddr], accepted: &[Peer], family: &PeerFamily) 
             .then(|| {
                 format!(
                     "VtepMAC {mac} is already used by node {}, which sorts first and keeps it",
+                    peer.name
+                )
+            })
+    })
+}
+
+fn wg_key_conflict(
+    local_key: Option<WgKey>,
+    accepted: &[Peer],
+    family: &PeerFamily,
+) -> Option<String> {
+    let key = family.wireguard?.public_key;
+    if local_key == Some(key) {
+        return Some(format!("PublicKey {key} is this node's own key"));
+    }
+    accepted.iter().find_map(|peer| {
+        peer.families
+            .iter()
+            .any(|f| f.wireguard.is_some_and(|w| w.public_key == key))
+            .then(|| {
+                format!(
+                    "PublicKey {key} is already used by node {}, which sorts first and keeps it",
                     peer.name
                 )
             })

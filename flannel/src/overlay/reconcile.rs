@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use host::link::mac::MacAddr;
 use host::link::{LinkError, Netlink};
@@ -14,6 +15,7 @@ use super::annotations::{self as ann, FamilyFacts, LocalFacts, VxlanData};
 use super::masq::{self, MasqFamily, Ruleset};
 use super::plan::{self, DesiredOverlay, Peer, PlanInput, SkippedNode};
 use super::underlay::{self, Underlay};
+use super::wireguard::{self, Wireguard, WireguardData};
 use super::{
     Backend, Families, LocalNode, OverlayConfig, OverlayError, hostgw, state, vtep_mac, vxlan,
 };
@@ -97,23 +99,40 @@ struct LocalFamily {
 }
 
 /// The overlay of this node. Keeps only what must survive between passes
-/// (the VTEP MACs, the last ruleset); everything else is re-read from the
-/// kernel each pass, so it also repairs drift and prunes leftovers.
+/// (the VTEP MACs, the last ruleset, the running WireGuard devices);
+/// everything else is re-read from the kernel each pass, so it also
+/// repairs drift and prunes leftovers.
 #[derive(Debug)]
 pub struct Overlay {
     config: OverlayConfig,
     /// VTEP MAC per family (index 0 IPv4, 1 IPv6), loaded once.
     macs: [Option<MacAddr>; 2],
     masq: Option<Ruleset>,
+    /// WireGuard key and user-space devices; they live as long as this.
+    wireguard: Wireguard,
 }
 
 impl Overlay {
     pub fn new(config: OverlayConfig) -> Overlay {
+        let wireguard = Wireguard::new(&config.data_dir, None);
         Overlay {
             config,
             macs: [None, None],
             masq: None,
+            wireguard,
         }
+    }
+
+    /// Serves the WireGuard devices' UAPI sockets (`<dir>/<device>.sock`,
+    /// read-only) for `wg show`. Without it only the daemon talks to them.
+    pub fn with_wireguard_socket_dir(mut self, dir: PathBuf) -> Overlay {
+        self.wireguard = Wireguard::new(&self.config.data_dir, Some(dir));
+        self
+    }
+
+    /// The WireGuard state (devices, key), for status and tests.
+    pub fn wireguard(&self) -> &Wireguard {
+        &self.wireguard
     }
 
     pub fn config(&self) -> &OverlayConfig {
@@ -183,6 +202,11 @@ impl Overlay {
         current: &BTreeMap<String, String>,
         outcome: &mut Outcome,
     ) -> Result<Vec<u32>, OverlayError> {
+        if self.config.backend == Backend::Wireguard {
+            self.ensure_wireguard(netlink, families, underlays, outcome)
+                .await?;
+            return Ok(Vec::new());
+        }
         if self.config.backend != Backend::Vxlan {
             return Ok(Vec::new());
         }
@@ -198,6 +222,29 @@ impl Overlay {
             indexes.push(vxlan::ensure_device(netlink, &want, outcome).await?);
         }
         Ok(indexes)
+    }
+
+    /// WireGuard: the key, then the device per family.
+    async fn ensure_wireguard(
+        &mut self,
+        netlink: &Netlink,
+        families: &[LocalFamily],
+        underlays: &[Underlay],
+        outcome: &mut Outcome,
+    ) -> Result<(), OverlayError> {
+        self.wireguard.public_key()?;
+        for (family, underlay) in families.iter().zip(underlays) {
+            let want = wireguard::DeviceWant {
+                v6: family.v6,
+                underlay_mtu: underlay.mtu,
+                own_subnet: family.subnet,
+                cluster: family.cluster,
+            };
+            self.wireguard
+                .ensure_device(netlink, &want, outcome)
+                .await?;
+        }
+        Ok(())
     }
 
     fn vtep_mac(
@@ -239,6 +286,7 @@ impl Overlay {
                 public_ip: f.public_ip,
                 vtep_mac: self.macs[usize::from(v6)]
                     .filter(|_| self.config.backend == Backend::Vxlan),
+                wireguard: self.wireguard_data(v6),
             })
         };
         let facts = LocalFacts {
@@ -250,6 +298,17 @@ impl Overlay {
         ann::desired_annotations(&facts, current)
     }
 
+    /// Our WireGuard annotation data (key loaded by `ensure_wireguard`).
+    fn wireguard_data(&self, v6: bool) -> Option<WireguardData> {
+        (self.config.backend == Backend::Wireguard)
+            .then(|| self.wireguard.loaded_public_key())
+            .flatten()
+            .map(|public_key| WireguardData {
+                public_key,
+                port: Some(wireguard::listen_port(v6)),
+            })
+    }
+
     fn plan(&self, local: &LocalNode, nodes: &[Node]) -> DesiredOverlay {
         let macs: Vec<MacAddr> = self.macs.iter().flatten().copied().collect();
         let input = PlanInput {
@@ -257,12 +316,13 @@ impl Overlay {
             backend: self.config.backend,
             cluster_cidrs: &self.config.cluster_cidrs,
             local_vtep_macs: &macs,
+            local_wg_key: self.wireguard.loaded_public_key(),
         };
         plan::plan(&input, nodes)
     }
 
     async fn apply_backend(
-        &self,
+        &mut self,
         netlink: &Netlink,
         families: &[LocalFamily],
         underlays: &[Underlay],
@@ -271,7 +331,14 @@ impl Overlay {
         outcome: &mut Outcome,
     ) -> Result<(), OverlayError> {
         let cluster = &self.config.cluster_cidrs;
-        match self.config.backend {
+        let backend = self.config.backend;
+        for v6 in [false, true] {
+            let used = backend == Backend::Wireguard && families.iter().any(|f| f.v6 == v6);
+            if !used {
+                self.wireguard.remove_family(netlink, v6, outcome).await?;
+            }
+        }
+        match backend {
             Backend::Vxlan => {
                 remove_devices(netlink, |v6| !families.iter().any(|f| f.v6 == v6), outcome).await?;
                 for (family, index) in families.iter().zip(devices) {
@@ -293,6 +360,18 @@ impl Overlay {
                         cluster_cidrs: cluster,
                     };
                     hostgw::apply(netlink, &scope, &routes, Some(underlay.index), outcome).await?;
+                }
+            }
+            Backend::Wireguard => {
+                remove_devices(netlink, |_| true, outcome).await?;
+                for family in families {
+                    let scope = hostgw::Scope {
+                        v6: family.v6,
+                        cluster_cidrs: cluster,
+                    };
+                    hostgw::apply(netlink, &scope, &Default::default(), None, outcome).await?;
+                    let peers = wireguard::desired_peers(&desired.peers, family.v6);
+                    self.wireguard.apply_peers(family.v6, peers, outcome)?;
                 }
             }
         }

@@ -17,6 +17,7 @@ fn vxlan_facts() -> LocalFacts {
         v4: Some(FamilyFacts {
             public_ip: "192.168.50.2".parse().expect("ip"),
             vtep_mac: Some(mac("0e:11:22:33:44:55")),
+            wireguard: None,
         }),
         v6: None,
         overwrites: vec![],
@@ -83,10 +84,12 @@ fn desired_host_gw_dual_stack_writes_null_data_per_family() {
         v4: Some(FamilyFacts {
             public_ip: "192.168.50.2".parse().expect("ip"),
             vtep_mac: None,
+            wireguard: None,
         }),
         v6: Some(FamilyFacts {
             public_ip: "fd00:50::2".parse().expect("ip"),
             vtep_mac: None,
+            wireguard: None,
         }),
         overwrites: vec![],
     };
@@ -149,4 +152,42 @@ fn patch_sets_only_changed_keys() {
             PUBLIC_IP: "192.168.50.2",
         }}})
     );
+}
+
+#[test]
+fn wireguard_annotations_carry_key_and_port_per_family() {
+    use crate::overlay::wireguard::key::WgKey;
+    let key = WgKey::from_base64("hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=").expect("key");
+    let facts_of = |ip: &str, port: u16| FamilyFacts {
+        public_ip: ip.parse().expect("ip"),
+        vtep_mac: None,
+        wireguard: Some(WireguardData {
+            public_key: key,
+            port: Some(port),
+        }),
+    };
+    let facts = LocalFacts {
+        backend: Backend::Wireguard,
+        v4: Some(facts_of("192.168.50.2", 51820)),
+        v6: Some(facts_of("fd00:50::2", 51821)),
+        overwrites: vec![],
+    };
+    let want = map(&[
+        (KUBE_SUBNET_MANAGER, "true"),
+        (BACKEND_TYPE, "wireguard"),
+        (
+            BACKEND_DATA,
+            r#"{"PublicKey":"hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=","Port":51820}"#,
+        ),
+        (
+            BACKEND_V6_DATA,
+            r#"{"PublicKey":"hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=","Port":51821}"#,
+        ),
+        (PUBLIC_IP, "192.168.50.2"),
+        (PUBLIC_IPV6, "fd00:50::2"),
+    ]);
+    let desired = desired_annotations(&facts, &BTreeMap::new());
+    assert_eq!(desired, want);
+    // A restart with the same key writes nothing.
+    assert_eq!(annotations_patch(&desired, &desired), None);
 }

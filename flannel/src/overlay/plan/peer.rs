@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Node;
 
 use super::{Peer, PeerFamily, PlanInput, SkipKind, SkippedNode};
 use crate::overlay::annotations::{self as ann, VxlanData};
+use crate::overlay::wireguard::WireguardData;
 use crate::overlay::{Backend, Families, VXLAN_VNI};
 
 type Annotations = BTreeMap<String, String>;
@@ -160,14 +161,16 @@ fn read_family(
         ));
     }
     let public_ip = public_ip(name, annotations, v6)?;
-    let vtep_mac = match input.backend {
-        Backend::Vxlan => Some(vxlan_data(name, annotations, v6)?.vtep_mac),
-        Backend::HostGw => None,
+    let (vtep_mac, wireguard) = match input.backend {
+        Backend::Vxlan => (Some(vxlan_data(name, annotations, v6)?.vtep_mac), None),
+        Backend::HostGw => (None, None),
+        Backend::Wireguard => (None, Some(wireguard_data(name, annotations, v6)?)),
     };
     Ok(PeerFamily {
         subnet,
         public_ip,
         vtep_mac,
+        wireguard,
     })
 }
 
@@ -217,6 +220,30 @@ fn vxlan_data(name: &str, annotations: &Annotations, v6: bool) -> Result<VxlanDa
         return Err(skip(name, &field, reason, SkipKind::Invalid));
     }
     Ok(data)
+}
+
+fn wireguard_data(
+    name: &str,
+    annotations: &Annotations,
+    v6: bool,
+) -> Result<WireguardData, SkippedNode> {
+    let field = backend_data_field(v6);
+    let key = if v6 {
+        ann::BACKEND_V6_DATA
+    } else {
+        ann::BACKEND_DATA
+    };
+    let text = annotations
+        .get(key)
+        .ok_or_else(|| skip(name, &field, "missing".into(), SkipKind::Invalid))?;
+    WireguardData::parse(text).map_err(|reason| {
+        skip(
+            name,
+            &field,
+            format!("{text:?}: {reason}"),
+            SkipKind::Invalid,
+        )
+    })
 }
 
 /// How a pod CIDR conflict names its field.

@@ -80,6 +80,7 @@ fn run(backend: Backend, nodes: &[Node]) -> DesiredOverlay {
         backend,
         cluster_cidrs: &cluster,
         local_vtep_macs: &macs,
+        local_wg_key: None,
     };
     plan(&input, nodes)
 }
@@ -129,6 +130,7 @@ fn peers_are_all_other_nodes_sorted() {
             subnet: net("10.42.1.0/24"),
             public_ip: ip("192.168.50.2"),
             vtep_mac: Some(mac("0e:00:00:00:00:02")),
+            wireguard: None,
         }]
     );
 }
@@ -411,6 +413,7 @@ fn pod_cidrs_list_wins_and_dual_stack_needs_both_families() {
         backend: Backend::Vxlan,
         cluster_cidrs: &cluster,
         local_vtep_macs: &[],
+        local_wg_key: None,
     };
     let dual = |name: &str, v4: &str, v6: &str| {
         let mut n = vxlan_node(
@@ -443,12 +446,14 @@ fn pod_cidrs_list_wins_and_dual_stack_needs_both_families() {
             PeerFamily {
                 subnet: net("10.42.2.0/24"),
                 public_ip: ip("192.168.50.2"),
-                vtep_mac: Some(mac("0e:00:00:00:04:02"))
+                vtep_mac: Some(mac("0e:00:00:00:04:02")),
+                wireguard: None,
             },
             PeerFamily {
                 subnet: net("fd42:0:0:2::/64"),
                 public_ip: ip("fd50::2"),
-                vtep_mac: Some(mac("0e:00:00:00:06:02"))
+                vtep_mac: Some(mac("0e:00:00:00:06:02")),
+                wireguard: None,
             },
         ]
     );
@@ -493,4 +498,124 @@ fn diff_replaces_by_key_and_removes_the_rest() {
     assert_eq!(d.write, vec![n("10.42.2.0", "0e:00:00:00:00:03")]);
     assert_eq!(d.remove, vec![n("10.42.9.0", "0e:00:00:00:00:09")]);
     assert!(state::diff(&desired, &desired, |x| x.ip).is_empty());
+}
+
+fn wg_key(n: u8) -> crate::overlay::wireguard::key::WgKey {
+    crate::overlay::wireguard::key::WgKey([n; 32])
+}
+
+fn wg_node(name: &str, pod_cidr: &str, public_ip: &str, key: u8, port: &str) -> Node {
+    let data = format!(r#"{{"PublicKey":"{}"{port}}}"#, wg_key(key).to_base64());
+    node(
+        name,
+        pod_cidr,
+        &[
+            (ann::KUBE_SUBNET_MANAGER, "true"),
+            (ann::BACKEND_TYPE, "wireguard"),
+            (ann::BACKEND_DATA, &data),
+            (ann::PUBLIC_IP, public_ip),
+        ],
+    )
+}
+
+fn run_wg(nodes: &[Node]) -> DesiredOverlay {
+    let local = local();
+    let cluster = [net("10.42.0.0/16")];
+    let input = PlanInput {
+        local: &local,
+        backend: Backend::Wireguard,
+        cluster_cidrs: &cluster,
+        local_vtep_macs: &[],
+        local_wg_key: Some(wg_key(1)),
+    };
+    plan(&input, nodes)
+}
+
+#[test]
+fn wireguard_peers_carry_key_and_port_and_become_one_uapi_peer_each() {
+    use crate::overlay::wireguard::{self, WireguardData};
+    let nodes = vec![
+        wg_node(
+            "node-2",
+            "10.42.1.0/24",
+            "192.168.50.2",
+            2,
+            ",\"Port\":51820",
+        ),
+        wg_node("node-3", "10.42.2.0/24", "192.168.50.3", 3, ""),
+        vxlan_node(
+            "node-4",
+            "10.42.3.0/24",
+            "192.168.50.4",
+            "0e:00:00:00:00:04",
+        ),
+    ];
+    let d = run_wg(&nodes);
+    assert_eq!(names(&d), vec!["node-2", "node-3"]);
+    assert_eq!(
+        d.peers[0].families,
+        vec![PeerFamily {
+            subnet: net("10.42.1.0/24"),
+            public_ip: ip("192.168.50.2"),
+            vtep_mac: None,
+            wireguard: Some(WireguardData {
+                public_key: wg_key(2),
+                port: Some(51820)
+            }),
+        }]
+    );
+    let bt = "metadata.annotations[flannel.alpha.coreos.com/backend-type]";
+    assert_eq!(skipped(&d), vec![("node-4", bt, SkipKind::OtherBackend)]);
+    let uapi = wireguard::desired_peers(&d.peers, false);
+    let endpoints: Vec<String> = uapi
+        .values()
+        .map(|p| format!("{:?} {:?}", p.endpoint, p.allowed_ips))
+        .collect();
+    assert_eq!(
+        endpoints,
+        vec![
+            "Some(192.168.50.2:51820) {10.42.1.0/24}",
+            "Some(192.168.50.3:51820) {10.42.2.0/24}"
+        ]
+    );
+    assert!(wireguard::desired_peers(&d.peers, true).is_empty());
+}
+
+#[test]
+fn wireguard_bad_data_and_reused_keys_are_refused() {
+    let data_field = "metadata.annotations[flannel.alpha.coreos.com/backend-data]";
+    let nodes = vec![
+        wg_node("node-a", "10.42.4.0/24", "192.168.50.20", 4, ""),
+        // Same key as node-a (cloned VM): one peer per key.
+        wg_node("node-b", "10.42.5.0/24", "192.168.50.21", 4, ""),
+        // Our own key.
+        wg_node("node-c", "10.42.6.0/24", "192.168.50.22", 1, ""),
+        with(
+            wg_node("node-d", "10.42.7.0/24", "192.168.50.23", 7, ""),
+            ann::BACKEND_DATA,
+            Some(r#"{"PublicKey":"short"}"#),
+        ),
+        with(
+            wg_node("node-e", "10.42.8.0/24", "192.168.50.24", 8, ""),
+            ann::BACKEND_DATA,
+            Some("null"),
+        ),
+    ];
+    let d = run_wg(&nodes);
+    assert_eq!(names(&d), vec!["node-a"]);
+    let want: Vec<(&str, &str, SkipKind)> = ["node-b", "node-c", "node-d", "node-e"]
+        .into_iter()
+        .map(|n| (n, data_field, SkipKind::Invalid))
+        .collect();
+    assert_eq!(skipped(&d), want);
+    assert!(
+        d.skipped[0].reason.contains("node node-a"),
+        "{}",
+        d.skipped[0].reason
+    );
+    assert!(
+        d.skipped[1].reason.contains("own key"),
+        "{}",
+        d.skipped[1].reason
+    );
 }
