@@ -89,7 +89,10 @@ async fn upstreams_that_are_ourselves_are_refused_as_a_loop() {
     };
     let views = views_that_never_sync();
     let (tx, _rx) = tokio::sync::watch::channel(false);
-    let err = dns::run(&config, &views, &tx).await.expect_err("a loop");
+    let metrics = std::sync::Arc::new(dns::metrics::Metrics::new());
+    let err = dns::run(&config, &views, &metrics, &tx)
+        .await
+        .expect_err("a loop");
     assert!(matches!(err, DnsError::OnlySelf(_)), "{err}");
 }
 
@@ -109,4 +112,108 @@ fn views_that_never_sync() -> dns::DnsViews {
     };
     std::mem::forget(rt);
     views
+}
+
+#[tokio::test]
+async fn over_the_concurrency_bound_a_query_gets_servfail_at_once() {
+    let up = upstream(Duration::from_millis(500)).await;
+    let s = start_with(
+        fixture_table(),
+        ForwardConfig {
+            upstreams: vec![up.addr],
+            max_concurrent: 1,
+            ..ForwardConfig::default()
+        },
+    )
+    .await;
+    let slow = ask(s.udp, "one.example.com.", RecordType::A);
+    let rejected = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let m = ask(s.udp, "two.example.com.", RecordType::A).await;
+        (m, started.elapsed())
+    };
+    let (first, (second, waited)) = tokio::join!(slow, rejected);
+    assert_eq!(first.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(second.metadata.response_code, ResponseCode::ServFail);
+    assert!(
+        waited < Duration::from_millis(300),
+        "rejected without waiting: {waited:?}"
+    );
+    assert_eq!(
+        up.queries.load(Ordering::SeqCst),
+        1,
+        "the second was never sent"
+    );
+}
+
+#[tokio::test]
+async fn cached_ttls_count_down_and_expired_answers_are_asked_again() {
+    let up = upstream(Duration::ZERO).await;
+    let s = start(fixture_table(), vec![up.addr]).await;
+    let m = ask(s.udp, "ttl.example.com.", RecordType::A).await;
+    assert_eq!(m.answers[0].ttl, 60);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let m = ask(s.udp, "ttl.example.com.", RecordType::A).await;
+    let ttl = m.answers[0].ttl;
+    assert!(
+        (57..=58).contains(&ttl),
+        "TTL counted down by the time cached: {ttl}"
+    );
+    assert_eq!(up.queries.load(Ordering::SeqCst), 1);
+
+    // Capped at 1 s of caching: after that the upstream is asked again.
+    let up = upstream(Duration::ZERO).await;
+    let s = start_with(
+        fixture_table(),
+        ForwardConfig {
+            upstreams: vec![up.addr],
+            ttl: dns::forward::TtlPolicy {
+                max_positive: 1,
+                max_negative: 1,
+            },
+            ..ForwardConfig::default()
+        },
+    )
+    .await;
+    ask(s.udp, "short.example.com.", RecordType::A).await;
+    ask(s.udp, "short.example.com.", RecordType::A).await;
+    assert_eq!(up.queries.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ask(s.udp, "short.example.com.", RecordType::A).await;
+    assert_eq!(
+        up.queries.load(Ordering::SeqCst),
+        2,
+        "expired entry refetched"
+    );
+}
+
+#[tokio::test]
+async fn a_full_cache_evicts_and_stays_bounded() {
+    let up = upstream(Duration::ZERO).await;
+    let s = start_with(
+        fixture_table(),
+        ForwardConfig {
+            upstreams: vec![up.addr],
+            cache_size: 16,
+            ..ForwardConfig::default()
+        },
+    )
+    .await;
+    for i in 0..200 {
+        ask(s.udp, &format!("n{i}.example.com."), RecordType::A).await;
+    }
+    let len = s.forwarder.cache().len();
+    assert!((1..=16).contains(&len), "cache holds {len} entries");
+    assert_eq!(up.queries.load(Ordering::SeqCst), 200);
+    // Evicted names are fetched again, not answered stale.
+    let before = up.queries.load(Ordering::SeqCst);
+    for i in 0..200 {
+        ask(s.udp, &format!("n{i}.example.com."), RecordType::A).await;
+    }
+    let refetched = up.queries.load(Ordering::SeqCst) - before;
+    assert!(
+        refetched >= 200 - 16,
+        "only cached names skip the upstream: {refetched}"
+    );
 }

@@ -62,6 +62,13 @@ pub const NFT_NETPOL_TABLE: &str = "nodenet-netpol";
 /// Family of [`NFT_NETPOL_TABLE`]: one `inet` table serves IPv4 and IPv6.
 pub const NFT_NETPOL_FAMILY: &str = "inet";
 
+/// nftables table (family [`NFT_DNS_FAMILY`]) of the node-local cluster DNS:
+/// notrack for port 53 to and from the cluster DNS address (the `dns`
+/// component; removed by `nodenet cleanup`).
+pub const NFT_DNS_TABLE: &str = "nodenet-dns";
+/// Family of [`NFT_DNS_TABLE`].
+pub const NFT_DNS_FAMILY: &str = "inet";
+
 /// Host-side veth name for a container interface: `veth` + 8 hex digits of a
 /// stable hash of (container id, interface name). Stable so that DEL can find
 /// the link even if the per-container state file was lost.

@@ -22,6 +22,16 @@ pub struct Cached {
     pub rcode: u8,
 }
 
+/// One record of an upstream answer, names uncompressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChasedRecord {
+    /// Owner name in wire form (case as the upstream sent it).
+    pub owner: Vec<u8>,
+    pub rtype: u16,
+    pub ttl: u32,
+    pub data: Vec<u8>,
+}
+
 /// Why an upstream message was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -61,6 +71,55 @@ impl Cached {
             ttls: ttls.into(),
             stored: Instant::now(),
             rcode,
+        })
+    }
+
+    /// NXDOMAIN, or no answer records (CoreDNS's cache "denial").
+    pub fn is_negative(&self) -> bool {
+        self.rcode == 3 || wire::read_u16(&self.bytes, 6) == Some(0)
+    }
+
+    /// The answer section's records with names expanded and TTLs counted
+    /// down, for appending to another message (ExternalName chasing). Only
+    /// types whose data holds no name (A, AAAA, TXT) or just one (CNAME)
+    /// are returned, so nothing compressed is copied.
+    pub fn answer_records(&self) -> Vec<ChasedRecord> {
+        let elapsed = self.stored.elapsed().as_secs().min(u64::from(u32::MAX)) as u32;
+        let count = wire::read_u16(&self.bytes, 6).unwrap_or(0);
+        let Some(mut at) = wire::skip_name(&self.bytes, HEADER_LEN).map(|e| e + 4) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let Some(rr) = wire::read_record(&self.bytes, at) else {
+                break;
+            };
+            at = rr.end;
+            if let Some(rec) = self.chased(&rr, elapsed) {
+                out.push(rec);
+            }
+        }
+        out
+    }
+
+    fn chased(&self, rr: &wire::RawRecord, elapsed: u32) -> Option<ChasedRecord> {
+        let mut owner = Vec::new();
+        wire::expand_name(&self.bytes, rr.start, &mut owner)?;
+        let data_at = rr.ttl_at + 6;
+        let data = match rr.rtype {
+            rtype::A | rtype::AAAA | rtype::TXT => self.bytes.get(data_at..rr.end)?.to_vec(),
+            rtype::CNAME => {
+                let mut name = Vec::new();
+                wire::expand_name(&self.bytes, data_at, &mut name)?;
+                name
+            }
+            _ => return None,
+        };
+        Some(ChasedRecord {
+            owner,
+            rtype: rr.rtype,
+            ttl: rr.ttl.saturating_sub(elapsed),
+            data,
         })
     }
 

@@ -16,10 +16,10 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, oneshot};
 
 pub use cache::Cache;
-pub use cached::{Cached, DecodeError, TtlPolicy};
+pub use cached::{Cached, ChasedRecord, DecodeError, TtlPolicy};
 pub use upstream::ExchangeError;
 
-use crate::wire::{HEADER_LEN, Query};
+use crate::wire::Query;
 
 /// Forwarder settings.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ pub struct Forwarder {
     inflight: Mutex<HashMap<Box<[u8]>, Waiters>>,
     permits: Semaphore,
     next: AtomicUsize,
-    pub stats: ForwardStats,
+    pub stats: Arc<ForwardStats>,
 }
 
 /// The cache key of a query: its lower-case name, type and class.
@@ -93,12 +93,17 @@ pub fn cache_key(q: &Query) -> ([u8; 259], usize) {
 
 impl Forwarder {
     pub fn new(config: ForwardConfig) -> Forwarder {
+        Forwarder::with_stats(config, Arc::default())
+    }
+
+    /// A forwarder counting into `stats` (kept across component restarts).
+    pub fn with_stats(config: ForwardConfig, stats: Arc<ForwardStats>) -> Forwarder {
         Forwarder {
             cache: Cache::new(config.cache_size),
             permits: Semaphore::new(config.max_concurrent),
             inflight: Mutex::default(),
             next: AtomicUsize::new(0),
-            stats: ForwardStats::default(),
+            stats,
             config,
         }
     }
@@ -114,7 +119,13 @@ impl Forwarder {
     /// A cached answer for `q`, without waiting (the hot path).
     pub fn cached(&self, q: &Query) -> Option<Arc<Cached>> {
         let (key, len) = cache_key(q);
-        let hit = self.cache.get(&key[..len]);
+        self.cached_question(&key[..len])
+    }
+
+    /// A cached answer for `question` (lower-case name, type and class in
+    /// wire form, which is also the cache key), without waiting.
+    pub fn cached_question(&self, question: &[u8]) -> Option<Arc<Cached>> {
+        let hit = self.cache.get(question);
         let counter = if hit.is_some() {
             &self.stats.cache_hits
         } else {
@@ -124,14 +135,20 @@ impl Forwarder {
         hit
     }
 
-    /// Answers `q` (from `raw`) through the cache or the upstreams.
-    pub async fn resolve(&self, q: &Query, raw: &[u8]) -> Result<Arc<Cached>, ForwardError> {
+    /// Answers `q` through the cache or the upstreams.
+    pub async fn resolve(&self, q: &Query) -> Result<Arc<Cached>, ForwardError> {
+        let (key, len) = cache_key(q);
+        self.resolve_question(&key[..len]).await
+    }
+
+    /// Answers `question` (see [`Forwarder::cached_question`]) through the
+    /// cache or the upstreams.
+    pub async fn resolve_question(&self, question: &[u8]) -> Result<Arc<Cached>, ForwardError> {
         let _permit = self
             .permits
             .try_acquire()
             .map_err(|_| ForwardError::Overloaded)?;
-        let (key, len) = cache_key(q);
-        let key = &key[..len];
+        let key = question;
         if let Some(hit) = self.cache.get(key) {
             return Ok(hit);
         }
@@ -156,7 +173,7 @@ impl Forwarder {
         }
         // We lead: if this future is dropped, the guard still wakes waiters.
         let guard = Leader { fwd: self, key };
-        let result = self.ask_upstreams(q, raw).await;
+        let result = self.ask_upstreams(key).await;
         if let Ok(answer) = &result {
             self.cache.insert(key, answer.clone());
         }
@@ -164,17 +181,14 @@ impl Forwarder {
         result
     }
 
-    async fn ask_upstreams(&self, q: &Query, raw: &[u8]) -> Result<Arc<Cached>, ForwardError> {
-        let mut question = raw[HEADER_LEN..q.question_end].to_vec();
-        let name_len = q.name().wire().len();
-        question[..name_len].copy_from_slice(q.name().wire());
+    async fn ask_upstreams(&self, question: &[u8]) -> Result<Arc<Cached>, ForwardError> {
         let upstreams = &self.config.upstreams;
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut last = ForwardError::Failed("no upstream configured".into());
         let mut fallback = None;
         for i in 0..upstreams.len() {
             let upstream = upstreams[(start + i) % upstreams.len()];
-            match self.ask_one(upstream, &question).await {
+            match self.ask_one(upstream, question).await {
                 // SERVFAIL or REFUSED: another upstream may do better.
                 Ok(answer) if answer.rcode == 2 || answer.rcode == 5 => fallback = Some(answer),
                 Ok(answer) => return Ok(answer),

@@ -9,6 +9,12 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use crate::wire::{EDNS_PAYLOAD, HEADER_LEN, flag};
 
+/// Receive buffer for one UDP answer. We offer EDNS_PAYLOAD (1232) bytes,
+/// so a conforming answer fits; a bigger datagram is cut and rejected as
+/// malformed. Small because one is held per in-flight upstream query
+/// (64 KiB each made a burst of forwards raise RSS by megabytes).
+const UDP_ANSWER_MAX: usize = 4096;
+
 /// An exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
@@ -62,7 +68,7 @@ async fn udp(upstream: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
     let socket = UdpSocket::bind(local).await?;
     socket.connect(upstream).await?;
     socket.send(query).await?;
-    let mut buf = vec![0u8; 65535];
+    let mut buf = vec![0u8; UDP_ANSWER_MAX];
     loop {
         let n = socket.recv(&mut buf).await?;
         // Ignore stray datagrams: wrong ID, not a response, too short.

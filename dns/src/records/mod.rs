@@ -28,5 +28,5 @@ pub use service::{
 };
 pub use skip::Skipped;
 pub use sources::{ServiceKey, Sources, full_table, service_key, slice_service, slices_by_service};
-pub use table::{PtrEntry, PtrOwner, PtrRank, Table};
+pub use table::{PtrEntry, PtrRank, PtrTarget, Table};
 pub use zone::{SCHEMA_VERSION, SOA_TIMERS, VERSION_TTL, Zone, ZoneConfig};

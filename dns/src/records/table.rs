@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::cowmap::CowMap;
 use super::hosts::Hosts;
-use super::names::OwnedName;
+use super::names::{MAX_NAME, OwnedName};
 use super::service::ServiceRecords;
 use super::zone::Zone;
 
@@ -26,20 +26,68 @@ pub enum PtrRank {
     Endpoint,
 }
 
-/// Who put a PTR entry there (to remove it again).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PtrOwner {
-    Hosts,
-    /// `ns/name` of a Service.
-    Service(Arc<str>),
+/// What a PTR points at. Service-derived targets hold the Service's
+/// records and are spelled out only when answered, so 50 000 endpoint
+/// PTRs cost a pointer each instead of a name each.
+#[derive(Debug, Clone)]
+pub enum PtrTarget {
+    /// A host name (nodes, hosts list).
+    Host(Arc<OwnedName>),
+    /// The Service's own name (for its cluster IPs).
+    Service(Arc<ServiceRecords>),
+    /// `<label>.<service name>` for endpoint `index` of the Service.
+    Endpoint(Arc<ServiceRecords>, u32),
 }
 
 /// One PTR target.
 #[derive(Debug, Clone)]
 pub struct PtrEntry {
     pub rank: PtrRank,
-    pub owner: PtrOwner,
-    pub name: Arc<OwnedName>,
+    pub target: PtrTarget,
+}
+
+impl PtrEntry {
+    /// Appends the target name in (uncompressed) wire form.
+    pub fn write_name(&self, out: &mut Vec<u8>) {
+        match &self.target {
+            PtrTarget::Host(name) => out.extend_from_slice(name.wire()),
+            PtrTarget::Service(svc) => out.extend_from_slice(svc.name.wire()),
+            PtrTarget::Endpoint(svc, i) => {
+                let label = svc.endpoints.get(*i as usize).map(|e| e.label.as_bytes());
+                match label {
+                    Some(l) if l.len() + 1 + svc.name.wire().len() <= MAX_NAME => {
+                        out.push(l.len() as u8);
+                        out.extend_from_slice(l);
+                    }
+                    _ => {}
+                }
+                out.extend_from_slice(svc.name.wire());
+            }
+        }
+    }
+
+    /// The target as a dotted name (tests, logs).
+    pub fn name(&self) -> String {
+        let mut wire = Vec::new();
+        self.write_name(&mut wire);
+        let mut out = String::new();
+        let mut at = 0;
+        while let Some(&len) = wire.get(at).filter(|l| **l > 0) {
+            let label = wire.get(at + 1..at + 1 + len as usize).unwrap_or_default();
+            out.push_str(&String::from_utf8_lossy(label));
+            out.push('.');
+            at += 1 + len as usize;
+        }
+        out
+    }
+
+    /// Whether this entry came from `records` (compared by identity).
+    fn is_from(&self, records: &Arc<ServiceRecords>) -> bool {
+        match &self.target {
+            PtrTarget::Host(_) => false,
+            PtrTarget::Service(s) | PtrTarget::Endpoint(s, _) => Arc::ptr_eq(s, records),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -121,21 +169,18 @@ impl Table {
 
     /// Replaces (Some) or removes (None) the records of Service `ns/name`.
     pub fn set_service(&mut self, ns: &str, name: &str, records: Option<Arc<ServiceRecords>>) {
-        let owner: Arc<str> = format!("{ns}/{name}").into();
-        let old = self.service(ns, name).cloned();
-        if let Some(old) = &old {
-            for (ip, _) in service_ptrs(old) {
-                self.remove_ptrs(ip, &PtrOwner::Service(owner.clone()));
+        if let Some(old) = self.service(ns, name).cloned() {
+            for (ip, _) in service_ptrs(&old) {
+                self.remove_ptrs(ip, |e| e.is_from(&old));
             }
         }
         if let Some(new) = &records {
-            for (ip, rank) in service_ptrs(new) {
-                let entry = PtrEntry {
-                    rank,
-                    owner: PtrOwner::Service(owner.clone()),
-                    name: Arc::new(ptr_name(new, rank, ip)),
+            for (ip, target) in service_ptrs(new) {
+                let rank = match target {
+                    PtrTarget::Service(_) => PtrRank::ClusterIp,
+                    _ => PtrRank::Endpoint,
                 };
-                self.add_ptr(ip, entry);
+                self.add_ptr(ip, PtrEntry { rank, target });
             }
         }
         self.update_namespace(ns, |n| match records {
@@ -167,28 +212,23 @@ impl Table {
     pub fn set_hosts(&mut self, hosts: Hosts) {
         let old = std::mem::replace(&mut self.hosts, Arc::new(hosts));
         for (ip, _) in old.pairs() {
-            self.remove_ptrs(*ip, &PtrOwner::Hosts);
+            self.remove_ptrs(*ip, |e| matches!(e.target, PtrTarget::Host(_)));
         }
         let hosts = self.hosts.clone();
         for (ip, name) in hosts.pairs() {
             let entry = PtrEntry {
                 rank: PtrRank::Host,
-                owner: PtrOwner::Hosts,
-                name: Arc::new(name.clone()),
+                target: PtrTarget::Host(Arc::new(name.clone())),
             };
             self.add_ptr(*ip, entry);
         }
     }
 
-    fn remove_ptrs(&mut self, ip: IpAddr, owner: &PtrOwner) {
+    fn remove_ptrs(&mut self, ip: IpAddr, ours: impl Fn(&PtrEntry) -> bool) {
         let Some(entries) = self.reverse.get(&ip) else {
             return;
         };
-        let kept: Vec<PtrEntry> = entries
-            .iter()
-            .filter(|e| &e.owner != owner)
-            .cloned()
-            .collect();
+        let kept: Vec<PtrEntry> = entries.iter().filter(|e| !ours(e)).cloned().collect();
         if kept.len() == entries.len() {
             return;
         }
@@ -205,10 +245,13 @@ impl Table {
             .get(&ip)
             .map(|e| e.to_vec())
             .unwrap_or_default();
-        if entries
-            .iter()
-            .any(|e| e.owner == entry.owner && e.name == entry.name)
-        {
+        let same = |e: &PtrEntry| match (&e.target, &entry.target) {
+            (PtrTarget::Host(a), PtrTarget::Host(b)) => a == b,
+            (PtrTarget::Service(a), PtrTarget::Service(b)) => Arc::ptr_eq(a, b),
+            (PtrTarget::Endpoint(a, _), PtrTarget::Endpoint(b, _)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if entries.iter().any(same) {
             return;
         }
         entries.push(entry);
@@ -236,45 +279,24 @@ impl Table {
     }
 }
 
-/// The addresses a Service has PTRs for, with their rank.
-fn service_ptrs(records: &ServiceRecords) -> Vec<(IpAddr, PtrRank)> {
+/// The addresses a Service has PTRs for, with their target: the Service
+/// name for cluster IPs, else the first endpoint with that address.
+fn service_ptrs(records: &Arc<ServiceRecords>) -> Vec<(IpAddr, PtrTarget)> {
     use super::service::Kind;
     let mut out = Vec::new();
     if records.kind == Kind::ClusterIp {
+        let v4 = records.v4.iter().map(|a| IpAddr::V4(*a));
+        let v6 = records.v6.iter().map(|a| IpAddr::V6(*a));
         out.extend(
-            records
-                .v4
-                .iter()
-                .map(|a| (IpAddr::V4(*a), PtrRank::ClusterIp)),
-        );
-        out.extend(
-            records
-                .v6
-                .iter()
-                .map(|a| (IpAddr::V6(*a), PtrRank::ClusterIp)),
+            v4.chain(v6)
+                .map(|ip| (ip, PtrTarget::Service(records.clone()))),
         );
     }
-    out.extend(
-        records
-            .endpoints
-            .iter()
-            .map(|e| (e.addr, PtrRank::Endpoint)),
-    );
+    let mut seen = std::collections::HashSet::with_capacity(records.endpoints.len());
+    for (i, e) in records.endpoints.iter().enumerate() {
+        if seen.insert(e.addr) {
+            out.push((e.addr, PtrTarget::Endpoint(records.clone(), i as u32)));
+        }
+    }
     out
-}
-
-/// The PTR target: the Service name for a cluster IP, else the endpoint's
-/// name under the Service.
-fn ptr_name(records: &ServiceRecords, rank: PtrRank, ip: IpAddr) -> OwnedName {
-    if rank == PtrRank::ClusterIp {
-        return records.name.clone();
-    }
-    let label = records
-        .endpoints
-        .iter()
-        .find(|e| e.addr == ip)
-        .map(|e| &e.label);
-    label
-        .and_then(|l| records.name.prepend(l).ok())
-        .unwrap_or_else(|| records.name.clone())
 }

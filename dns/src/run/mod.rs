@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use cluster::Shared;
 
 use crate::forward::{ForwardConfig, Forwarder, resolv};
+use crate::metrics::Metrics;
 use crate::records::{NameError, Table, Zone, ZoneConfig};
 use crate::server::{Context, Server, ServerConfig, ServerError};
 
@@ -47,6 +48,9 @@ pub struct DnsConfig {
     /// table sync and every `hosts_reload`).
     pub hosts_file: Option<PathBuf>,
     pub hosts_reload: Duration,
+    /// The settle window of the views' change signals (to date watch
+    /// events for the sync latency metric).
+    pub settle: Duration,
 }
 
 impl Default for DnsConfig {
@@ -61,6 +65,7 @@ impl Default for DnsConfig {
             forward: ForwardConfig::default(),
             hosts_file: None,
             hosts_reload: Duration::from_secs(15),
+            settle: cluster::reflectors::DEFAULT_SETTLE,
         }
     }
 }
@@ -89,6 +94,9 @@ pub enum DnsError {
     OnlySelf(Vec<SocketAddr>),
     #[error(transparent)]
     Bind(#[from] ServerError),
+    /// The node-local address or notrack table could not be set up.
+    #[error(transparent)]
+    NodeLocal(#[from] crate::node_local::NodeLocalError),
     /// A reflector's writer went away (the daemon is shutting down).
     #[error("a watched view closed")]
     ViewClosed,
@@ -96,9 +104,11 @@ pub enum DnsError {
 
 /// Runs the DNS component until cancelled (dropping the future stops the
 /// listeners). `ready` turns true after the first full table is served.
+/// `metrics` is counted into (keep it across restarts).
 pub async fn run(
     config: &DnsConfig,
     views: &DnsViews,
+    metrics: &Arc<Metrics>,
     ready: &watch::Sender<bool>,
 ) -> Result<(), DnsError> {
     let zone = Arc::new(Zone::new(&config.zone)?);
@@ -109,13 +119,14 @@ pub async fn run(
     let table = Arc::new(ArcSwap::from_pointee(Table::new(zone.clone())));
     let ctx = Arc::new(Context {
         table: table.clone(),
-        forwarder: Arc::new(Forwarder::new(forward)),
+        forwarder: Arc::new(Forwarder::with_stats(forward, metrics.forward_stats())),
+        metrics: metrics.clone(),
     });
     let server = Server::bind(&config.server, ctx).await?;
     tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), "DNS listening");
     tokio::select! {
         () = server.serve() => Ok(()),
-        res = sync::keep_synced(zone, views, config, table, ready) => res,
+        res = sync::keep_synced(zone, views, config, table, metrics, ready) => res,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -13,6 +13,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio::sync::watch;
 
 use super::{DnsConfig, DnsError, DnsViews};
+use crate::metrics::Metrics;
 use crate::records::{
     Hosts, ServiceKey, Skipped, Table, Zone, build_service, parse_hosts_file, service_key,
     slice_service,
@@ -180,6 +181,7 @@ pub(super) async fn keep_synced(
     views: &DnsViews,
     config: &DnsConfig,
     published: Arc<ArcSwap<Table>>,
+    metrics: &Metrics,
     ready: &watch::Sender<bool>,
 ) -> Result<(), DnsError> {
     let wait = |r: Result<(), _>| r.map_err(|_| DnsError::ViewClosed);
@@ -198,22 +200,70 @@ pub(super) async fn keep_synced(
         changes = changes.and(ns.changes());
     }
     let mut syncer = Syncer::new(zone);
+    let mut clock = EventClock::new(config.settle);
     loop {
-        sync_once(&mut syncer, views, config, &published);
+        if sync_once(&mut syncer, views, config, &published) {
+            if let Some(at) = clock.event_at.take() {
+                metrics.sync_latency(at.elapsed());
+            }
+            metrics.set_services(published.load().service_count());
+        }
         ready.send_replace(true);
+        let waiting = Instant::now();
         tokio::select! {
-            res = changes.changed() => res.map_err(|_| DnsError::ViewClosed)?,
-            () = tokio::time::sleep(config.hosts_reload.max(Duration::from_secs(1))) => {}
+            res = changes.changed() => {
+                res.map_err(|_| DnsError::ViewClosed)?;
+                clock.woke(waiting);
+            }
+            () = tokio::time::sleep(config.hosts_reload.max(Duration::from_secs(1))) => {
+                clock.event_at = None;
+            }
         }
     }
 }
 
+/// Dates the watch event behind a wake-up. `Changes::changed` returns one
+/// settle window after the first change it sees, and consumes every change
+/// when it returns. So a wake that took longer than the window was caused
+/// by an event one window before it; a quicker one means the event was
+/// already pending, i.e. it came after the previous wake: that earlier
+/// bound is used, so the latency is never under-reported.
+struct EventClock {
+    settle: Duration,
+    last_wake: Instant,
+    event_at: Option<Instant>,
+}
+
+impl EventClock {
+    fn new(settle: Duration) -> Self {
+        EventClock {
+            settle,
+            last_wake: Instant::now(),
+            event_at: None,
+        }
+    }
+
+    fn woke(&mut self, waiting_since: Instant) {
+        let now = Instant::now();
+        let slack = Duration::from_millis(1);
+        // Nothing unseen existed at the previous wake (it consumed all).
+        let at = if now.duration_since(waiting_since) > self.settle + slack {
+            (now - self.settle).max(self.last_wake)
+        } else {
+            self.last_wake
+        };
+        self.event_at = Some(self.event_at.map_or(at, |e| e.min(at)));
+        self.last_wake = now;
+    }
+}
+
+/// Rebuilds from the views; returns whether a new table was published.
 fn sync_once(
     syncer: &mut Syncer,
     views: &DnsViews,
     config: &DnsConfig,
     published: &ArcSwap<Table>,
-) {
+) -> bool {
     let namespaces = views.namespaces.as_ref().map(|ns| {
         ns.store()
             .state()
@@ -233,9 +283,11 @@ fn sync_once(
     for s in skipped.iter().chain(&more) {
         tracing::warn!(object = %s.object, field = %s.field, reason = %s.reason, "DNS: skipped invalid input");
     }
-    if changed || !published.load().is_synced() {
+    let publish = changed || !published.load().is_synced();
+    if publish {
         published.store(syncer.table());
     }
+    publish
 }
 
 fn read_hosts_file(config: &DnsConfig, skipped: &mut Vec<Skipped>) -> Vec<(IpAddr, String)> {
@@ -298,5 +350,24 @@ mod tests {
         assert!(second.serial() > first.serial());
         syncer.apply(vec![a1], vec![], None, vec![], vec![]);
         assert!(a(&syncer.table(), "b.default.svc.cluster.local").is_empty());
+    }
+
+    #[test]
+    fn event_clock_dates_events_one_settle_window_before_a_slow_wake() {
+        let settle = Duration::from_millis(50);
+        let mut clock = EventClock::new(settle);
+        clock.last_wake = Instant::now() - Duration::from_secs(1);
+        // Waited 200 ms: the event came one window before the wake.
+        let waiting = Instant::now() - Duration::from_millis(200);
+        clock.woke(waiting);
+        let at = clock.event_at.expect("dated");
+        let before_wake = clock.last_wake.duration_since(at);
+        assert!(before_wake >= settle && before_wake < settle + Duration::from_millis(5));
+        // A wake right after waiting began: the event was already pending,
+        // so it is dated at the previous wake (an upper bound on latency).
+        let previous = clock.last_wake;
+        clock.event_at = None;
+        clock.woke(Instant::now());
+        assert_eq!(clock.event_at, Some(previous));
     }
 }

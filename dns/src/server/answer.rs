@@ -2,18 +2,23 @@
 
 use std::net::IpAddr;
 
+use crate::forward::Cached;
 use crate::records::{
     Answer, Resolution, SCHEMA_VERSION, SOA_TIMERS, ServiceRecords, Table, VERSION_TTL, rtype,
 };
 use crate::wire::{HEADER_LEN, Name, Query, Response, Section, rcode};
 
 /// What the caller must do after `answer_local`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// `out` holds the response.
     Answered,
     /// Not ours: ask the forwarder.
     Forward,
+    /// An ExternalName chain leads out of the zone: resolve this question
+    /// (lower-case name, type and class in wire form) through the
+    /// forwarder, then call [`answer_chased`] with its answer.
+    Chase(Box<[u8]>),
 }
 
 /// Answers `q` from `table` into `out` if it is ours.
@@ -23,6 +28,45 @@ pub fn answer_local(
     raw: &[u8],
     limit: usize,
     out: &mut Vec<u8>,
+) -> Outcome {
+    answer_with(table, q, raw, limit, out, Upstream::NotAsked)
+}
+
+/// Answers `q` whose ExternalName chain ends outside the zone at
+/// `question`, with the forwarder's answer for it (None: it failed, so
+/// the CNAMEs go out with SERVFAIL).
+pub fn answer_chased(
+    table: &Table,
+    q: &Query,
+    raw: &[u8],
+    limit: usize,
+    out: &mut Vec<u8>,
+    question: &[u8],
+    answer: Option<&Cached>,
+) -> Outcome {
+    let upstream = match answer {
+        Some(a) => Upstream::Got(question, a),
+        None => Upstream::Failed,
+    };
+    answer_with(table, q, raw, limit, out, upstream)
+}
+
+/// What is known about the out-of-zone end of an ExternalName chain.
+#[derive(Clone, Copy)]
+pub(super) enum Upstream<'a> {
+    NotAsked,
+    /// The forwarder's answer to this question.
+    Got(&'a [u8], &'a Cached),
+    Failed,
+}
+
+fn answer_with(
+    table: &Table,
+    q: &Query,
+    raw: &[u8],
+    limit: usize,
+    out: &mut Vec<u8>,
+    upstream: Upstream<'_>,
 ) -> Outcome {
     if let Some(e) = q.edns
         && e.version > 0
@@ -43,24 +87,32 @@ pub fn answer_local(
         return Outcome::Forward;
     }
     let mut r = Response::start(out, q, raw, limit);
-    Writer {
+    let mut writer = Writer {
         table,
         q,
         r: &mut r,
+        upstream,
+        needs: None,
+    };
+    writer.write(resolution);
+    if let Some(question) = writer.needs.take() {
+        return Outcome::Chase(question);
     }
-    .write(resolution);
     r.finish();
     Outcome::Answered
 }
 
-struct Writer<'a, 'o> {
-    table: &'a Table,
-    q: &'a Query,
-    r: &'a mut Response<'o>,
+pub(super) struct Writer<'a, 'o> {
+    pub(super) table: &'a Table,
+    pub(super) q: &'a Query,
+    pub(super) r: &'a mut Response<'o>,
+    pub(super) upstream: Upstream<'a>,
+    /// Set when a chain leaves the zone and the upstream was not asked.
+    pub(super) needs: Option<Box<[u8]>>,
 }
 
-impl Writer<'_, '_> {
-    fn ttl(&self) -> u32 {
+impl<'a> Writer<'a, '_> {
+    pub(super) fn ttl(&self) -> u32 {
         self.table.zone().ttl()
     }
 
@@ -83,7 +135,7 @@ impl Writer<'_, '_> {
         })
     }
 
-    fn write(&mut self, resolution: Resolution<'_>) {
+    fn write(&mut self, resolution: Resolution<'a>) {
         match resolution {
             Resolution::Forward => {}
             Resolution::NotSynced => self.r.set_rcode(rcode::SERVFAIL),
@@ -105,7 +157,7 @@ impl Writer<'_, '_> {
         }
     }
 
-    fn answer(&mut self, answer: Answer<'_>) {
+    fn answer(&mut self, answer: Answer<'a>) {
         let ttl = self.ttl();
         match answer {
             Answer::V4(addrs) => self.addrs(
@@ -131,18 +183,13 @@ impl Writer<'_, '_> {
                 filter,
                 service_label,
             } => self.srv(service, filter, service_label),
-            Answer::Cname(target) => {
-                self.r
-                    .record(Section::Answer, Name::QUESTION, rtype::CNAME, ttl, |o| {
-                        o.extend_from_slice(target.wire())
-                    });
-            }
+            Answer::Cname(target) => self.cname_chain(target),
             Answer::Ptr(entries) => {
                 for e in entries {
                     if !self
                         .r
                         .record(Section::Answer, Name::QUESTION, rtype::PTR, ttl, |o| {
-                            o.extend_from_slice(e.name.wire())
+                            e.write_name(o)
                         })
                     {
                         break;
@@ -166,7 +213,12 @@ impl Writer<'_, '_> {
         }
     }
 
-    fn addrs(&mut self, owner: Name<'_>, addrs: impl Iterator<Item = IpAddr>, section: Section) {
+    pub(super) fn addrs(
+        &mut self,
+        owner: Name<'_>,
+        addrs: impl Iterator<Item = IpAddr>,
+        section: Section,
+    ) {
         let ttl = self.ttl();
         for addr in addrs {
             let written = match addr {
@@ -183,7 +235,7 @@ impl Writer<'_, '_> {
         }
     }
 
-    fn soa(&mut self, section: Section) {
+    pub(super) fn soa(&mut self, section: Section) {
         let Some(zone) = self.zone_at() else { return };
         let (ttl, serial) = (self.ttl(), self.table.serial());
         self.r

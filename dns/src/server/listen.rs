@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::handle::{Context, Handled, Transport, forward_response, handle};
+use crate::metrics::Origin;
 use crate::wire::TCP_MAX;
 
 /// Listener settings.
@@ -85,10 +86,11 @@ impl Server {
             source,
         })?;
         self.udp.push(local);
-        self.tasks.spawn(udp_loop(Arc::new(first), ctx.clone()));
-        for _ in 1..config.udp_sockets {
+        self.tasks.spawn(udp_loop(Arc::new(first), ctx.clone(), 0));
+        for shard in 1..config.udp_sockets {
             let socket = udp_socket(local, reuse)?;
-            self.tasks.spawn(udp_loop(Arc::new(socket), ctx.clone()));
+            self.tasks
+                .spawn(udp_loop(Arc::new(socket), ctx.clone(), shard));
         }
         let listener = tcp_listener(local).or_else(|_| tcp_listener(addr))?;
         self.tcp
@@ -98,8 +100,14 @@ impl Server {
                 source,
             })?);
         let limit = Arc::new(Semaphore::new(config.max_tcp_connections));
-        self.tasks
-            .spawn(tcp_accept(listener, ctx.clone(), config.tcp_idle, limit));
+        let shard = config.udp_sockets;
+        self.tasks.spawn(tcp_accept(
+            listener,
+            ctx.clone(),
+            config.tcp_idle,
+            limit,
+            shard,
+        ));
         Ok(())
     }
 
@@ -150,7 +158,7 @@ fn tcp_listener(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 
 /// Drains the socket each time it becomes readable; local answers are
 /// sent inline, forwarded misses get a task.
-async fn udp_loop(socket: Arc<UdpSocket>, ctx: Arc<Context>) {
+async fn udp_loop(socket: Arc<UdpSocket>, ctx: Arc<Context>, shard: usize) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
     loop {
@@ -166,16 +174,18 @@ async fn udp_loop(socket: Arc<UdpSocket>, ctx: Arc<Context>) {
                 Err(_) => continue,
             };
             let raw = &buf[..n];
-            match handle(&ctx, raw, Transport::Udp, &mut out) {
+            let origin = Origin::new(false, peer.ip(), shard);
+            match handle(&ctx, raw, Transport::Udp, origin, &mut out) {
                 Handled::Reply => {
                     let _ = socket.try_send_to(&out, peer);
                 }
                 Handled::Drop => {}
-                Handled::Forward(q) => {
+                Handled::Forward(p) => {
                     let (socket, ctx, raw) = (socket.clone(), ctx.clone(), raw.to_vec());
                     tokio::spawn(async move {
                         let mut out = Vec::new();
-                        forward_response(&ctx, &q, &raw, q.udp_limit(), &mut out).await;
+                        let limit = p.q.udp_limit();
+                        forward_response(&ctx, &p, &raw, limit, origin, &mut out).await;
                         let _ = socket.send_to(&out, peer).await;
                     });
                 }
@@ -189,17 +199,19 @@ async fn tcp_accept(
     ctx: Arc<Context>,
     idle: Duration,
     limit: Arc<Semaphore>,
+    shard: usize,
 ) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             continue; // Over the connection limit: dropping closes it.
         };
         let ctx = ctx.clone();
+        let origin = Origin::new(true, peer.ip(), shard);
         tokio::spawn(async move {
-            let _ = tcp_connection(stream, &ctx, idle).await;
+            let _ = tcp_connection(stream, &ctx, idle, origin).await;
             drop(permit);
         });
     }
@@ -210,6 +222,7 @@ async fn tcp_connection(
     mut stream: TcpStream,
     ctx: &Context,
     idle: Duration,
+    origin: Origin,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; TCP_MAX];
@@ -223,10 +236,10 @@ async fn tcp_connection(
             .await
             .map_err(|_| std::io::Error::from(ErrorKind::TimedOut))??;
         let raw = &buf[..len];
-        match handle(ctx, raw, Transport::Tcp, &mut out) {
+        match handle(ctx, raw, Transport::Tcp, origin, &mut out) {
             Handled::Reply => {}
             Handled::Drop => return Ok(()),
-            Handled::Forward(q) => forward_response(ctx, &q, raw, TCP_MAX, &mut out).await,
+            Handled::Forward(p) => forward_response(ctx, &p, raw, TCP_MAX, origin, &mut out).await,
         }
         let mut framed = Vec::with_capacity(out.len() + 2);
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());

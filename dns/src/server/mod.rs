@@ -3,9 +3,10 @@
 //! allocation); only forwarded cache misses spawn a task.
 
 mod answer;
+mod chase;
 mod handle;
 mod listen;
 
-pub use answer::{Outcome, answer_local};
-pub use handle::{Context, Handled, Transport, forward_response, handle};
+pub use answer::{Outcome, answer_chased, answer_local};
+pub use handle::{Context, Handled, Pending, Transport, forward_response, handle};
 pub use listen::{Server, ServerConfig, ServerError};

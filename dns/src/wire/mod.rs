@@ -66,6 +66,39 @@ pub(crate) fn skip_name(buf: &[u8], mut at: usize) -> Option<usize> {
     }
 }
 
+/// Appends the (possibly compressed) name at `at` to `out` uncompressed;
+/// None for a malformed name (bad pointer, loop, over 255 bytes).
+pub(crate) fn expand_name(buf: &[u8], mut at: usize, out: &mut Vec<u8>) -> Option<()> {
+    let start = out.len();
+    // Each pointer must go backwards, so a chain cannot loop.
+    let mut limit = at;
+    loop {
+        let len = *buf.get(at)? as usize;
+        match len & 0xC0 {
+            0x00 if len == 0 => {
+                out.push(0);
+                return (out.len() - start <= crate::records::MAX_NAME).then_some(());
+            }
+            0x00 => {
+                out.extend_from_slice(buf.get(at..at + 1 + len)?);
+                if out.len() - start > crate::records::MAX_NAME {
+                    return None;
+                }
+                at += 1 + len;
+            }
+            0xC0 => {
+                let ptr = (read_u16(buf, at)? & 0x3FFF) as usize;
+                if ptr >= limit {
+                    return None;
+                }
+                limit = ptr;
+                at = ptr;
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// A resource record's fixed fields, found by walking a message.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawRecord {

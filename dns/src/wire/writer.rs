@@ -115,11 +115,35 @@ impl<'o> Response<'o> {
         ttl: u32,
         rdata: impl FnOnce(&mut Vec<u8>),
     ) -> bool {
+        self.push(section, |o| owner.write(o), rtype, ttl, rdata)
+    }
+
+    /// Like [`Response::record`] with the owner given as an uncompressed
+    /// wire name (a name that is not a suffix of the question).
+    pub fn record_wire_owner(
+        &mut self,
+        section: Section,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdata: impl FnOnce(&mut Vec<u8>),
+    ) -> bool {
+        self.push(section, |o| o.extend_from_slice(owner), rtype, ttl, rdata)
+    }
+
+    fn push(
+        &mut self,
+        section: Section,
+        owner: impl FnOnce(&mut Vec<u8>),
+        rtype: u16,
+        ttl: u32,
+        rdata: impl FnOnce(&mut Vec<u8>),
+    ) -> bool {
         if self.full {
             return false;
         }
         let start = self.out.len();
-        owner.write(self.out);
+        owner(self.out);
         self.out.extend_from_slice(&rtype.to_be_bytes());
         self.out.extend_from_slice(&1u16.to_be_bytes());
         self.out.extend_from_slice(&ttl.to_be_bytes());

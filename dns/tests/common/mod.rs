@@ -71,6 +71,7 @@ pub struct Running {
     pub tcp: SocketAddr,
     pub table: Arc<ArcSwap<Table>>,
     pub forwarder: Arc<Forwarder>,
+    pub metrics: Arc<dns::metrics::Metrics>,
     _server: Server,
 }
 
@@ -87,10 +88,12 @@ pub async fn start(table: Table, upstreams: Vec<SocketAddr>) -> Running {
 
 pub async fn start_with(table: Table, forward: ForwardConfig) -> Running {
     let table = Arc::new(ArcSwap::from_pointee(table));
-    let forwarder = Arc::new(Forwarder::new(forward));
+    let metrics = Arc::new(dns::metrics::Metrics::new());
+    let forwarder = Arc::new(Forwarder::with_stats(forward, metrics.forward_stats()));
     let ctx = Arc::new(Context {
         table: table.clone(),
         forwarder: forwarder.clone(),
+        metrics: metrics.clone(),
     });
     let config = ServerConfig {
         listen: vec!["127.0.0.1:0".parse().expect("addr")],
@@ -103,6 +106,7 @@ pub async fn start_with(table: Table, forward: ForwardConfig) -> Running {
         tcp: server.tcp_addrs()[0],
         table,
         forwarder,
+        metrics,
         _server: server,
     }
 }
@@ -189,9 +193,8 @@ pub struct Upstream {
 }
 
 pub async fn upstream(delay: Duration) -> Upstream {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let (udp, tcp) = udp_and_tcp_on_one_port().await;
     let addr = udp.local_addr().expect("addr");
-    let tcp = TcpListener::bind(addr).await.expect("bind tcp");
     let queries = Arc::new(AtomicUsize::new(0));
     let udp = Arc::new(udp);
     let q = queries.clone();
@@ -230,6 +233,19 @@ pub async fn upstream(delay: Duration) -> Upstream {
         }
     });
     Upstream { addr, queries }
+}
+
+/// A UDP socket and a TCP listener on the same free port (the port a UDP
+/// bind picked may be taken for TCP by a parallel test: try another).
+async fn udp_and_tcp_on_one_port() -> (UdpSocket, TcpListener) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = udp.local_addr().expect("addr");
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            return (udp, tcp);
+        }
+    }
+    panic!("no port free for both UDP and TCP after 50 tries");
 }
 
 fn upstream_answer(req: &Message, over_udp: bool) -> Vec<u8> {

@@ -165,9 +165,7 @@ fn simplify_answer(answer: Answer<'_>) -> Got {
                 .collect(),
         )),
         Answer::Cname(n) => Got::Cname(n.to_string()),
-        Answer::Ptr(entries) => {
-            Got::Ptr(sorted(entries.iter().map(|e| e.name.to_string()).collect()))
-        }
+        Answer::Ptr(entries) => Got::Ptr(sorted(entries.iter().map(|e| e.name()).collect())),
         Answer::VersionTxt => Got::Txt,
         Answer::Soa => Got::Soa,
         Answer::Ns => Got::Ns,
