@@ -21,6 +21,8 @@ pub enum Item {
     IptablesRule(iptables::Rule),
     /// A user chain of an iptables front-end, flushed and deleted.
     IptablesChain(iptables::Chain),
+    /// An ipset, destroyed by name.
+    Ipset(String),
     /// An object removed by its step's own teardown (see
     /// [`crate::Step::remove_all`]), as that teardown describes it.
     Described(String),
@@ -35,6 +37,7 @@ impl fmt::Display for Item {
             Item::Dir(path) => write!(f, "dir {}", path.display()),
             Item::IptablesRule(rule) => rule.fmt(f),
             Item::IptablesChain(chain) => chain.fmt(f),
+            Item::Ipset(name) => write!(f, "ipset {name}"),
             Item::Described(text) => f.write_str(text),
         }
     }
@@ -51,6 +54,7 @@ impl Item {
             Item::Dir(path) => gone_is_fine(std::fs::remove_dir_all(path)),
             Item::IptablesRule(rule) => rule.delete(),
             Item::IptablesChain(chain) => chain.delete(),
+            Item::Ipset(name) => Ok(crate::ipset::destroy(name)?),
             Item::Described(text) => Err(Cause::NotIndividually(text.clone())),
         }
     }

@@ -8,12 +8,16 @@
 //! teardown does). Later components add their own steps to [`steps`].
 //!
 //! Besides our own state it removes what K3s's flannel leaves behind
-//! (its links, iptables chains and nftables tables), so a node migrated
-//! from K3s can be cleaned with one command; see [`k3s`] and [`iptables`].
+//! (its links, iptables chains and nftables tables) and what its
+//! NetworkPolicy controller leaves (iptables chains and ipsets), so a node
+//! migrated from K3s can be cleaned with one command; see [`k3s`],
+//! [`iptables`] and [`kube_router`].
 
+pub mod ipset;
 pub mod iptables;
 mod item;
 pub mod k3s;
+pub mod kube_router;
 mod overlay;
 mod run;
 pub mod steps;

@@ -22,6 +22,8 @@ pub enum Cause {
     #[error(transparent)]
     Iptables(#[from] crate::iptables::IptablesError),
     #[error(transparent)]
+    Ipset(#[from] crate::ipset::IpsetError),
+    #[error(transparent)]
     Overlay(#[from] flannel::overlay::OverlayError),
     /// An item only its step's own teardown can remove was handed to the
     /// per-item removal (a bug in a step).

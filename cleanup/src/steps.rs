@@ -10,6 +10,7 @@ use host::names;
 use crate::iptables;
 use crate::item::Item;
 use crate::k3s::{self, K3sLinks};
+use crate::kube_router::{KubeRouterChains, KubeRouterIpsets};
 use crate::overlay::OverlayState;
 use crate::run::Cause;
 
@@ -51,9 +52,10 @@ pub struct Paths {
 ///    routes and nftables tables); it also removes K3s's `flannel.1` /
 ///    `flannel-v6.1`, which have our names and kind;
 /// 4. K3s's WireGuard links;
-/// 5. the hostPort nftables table;
-/// 6. K3s flannel's iptables chains in each front-end, then its nftables
-///    tables (flannel's nftables mode);
+/// 5. the hostPort and NetworkPolicy nftables tables;
+/// 6. K3s flannel's and kube-router's iptables chains in each front-end,
+///    then kube-router's ipsets (a set in use by a rule cannot go), then
+///    flannel's nftables tables (flannel's nftables mode);
 /// 7. the conflist before the plugin binary, so a runtime never picks our
 ///    network and then finds no plugin;
 /// 8. the plugin binary, then subnet.env (read by the plugin at ADD);
@@ -69,10 +71,16 @@ pub fn steps(paths: &Paths) -> Vec<Box<dyn Step>> {
             family: names::NFT_HOSTPORT_FAMILY,
             name: names::NFT_HOSTPORT_TABLE,
         }),
+        Box::new(NftTable {
+            family: names::NFT_NETPOL_FAMILY,
+            name: names::NFT_NETPOL_TABLE,
+        }),
     ];
     for tool in iptables::TOOLS {
         steps.push(Box::new(iptables::FlannelChains { tool }));
+        steps.push(Box::new(KubeRouterChains { tool }));
     }
+    steps.push(Box::new(KubeRouterIpsets));
     for (family, name) in k3s::FLANNEL_NFT_TABLES {
         steps.push(Box::new(NftTable { family, name }));
     }

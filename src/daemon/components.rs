@@ -3,13 +3,15 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use tokio::sync::watch;
 
 use cluster::Reflectors;
 use cluster::events::Recorder;
 use flannel::component::{Backend, Context, FlannelConfig};
 
+use super::metrics::NetpolCounters;
 use super::supervisor::Component;
 use crate::config::{Config, Disableable};
 
@@ -28,12 +30,30 @@ impl Component for Flannel {
     }
 }
 
+/// The NetworkPolicy enforcer; runs in the daemon's network namespace.
+struct Netpol {
+    ctx: netpol::Context,
+}
+
+impl Component for Netpol {
+    fn name(&self) -> &'static str {
+        "netpol"
+    }
+
+    fn run(self: Arc<Self>, ready: watch::Sender<bool>) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async move { Ok(netpol::run(&self.ctx, &ready).await?) })
+    }
+}
+
 /// Builds the components to supervise; must run inside the runtime (the
 /// shared reflectors start their watches on first use).
 pub fn build(config: &Config, reflectors: &Reflectors) -> Vec<Arc<dyn Component>> {
     let mut components: Vec<Arc<dyn Component>> = Vec::new();
     if let Some(backend) = config.flannel_backend {
         components.push(Arc::new(flannel(config, backend, reflectors)));
+    }
+    if config.enabled(Disableable::Netpol) {
+        components.push(Arc::new(netpol(config, reflectors)));
     }
     components
 }
@@ -67,6 +87,28 @@ fn flannel(config: &Config, backend: Backend, reflectors: &Reflectors) -> Flanne
     }
 }
 
+/// The enforcer's context; its applied plans feed the /metrics counters.
+fn netpol(config: &Config, reflectors: &Reflectors) -> Netpol {
+    let recorder = Recorder::new(
+        reflectors.client().clone(),
+        "nodenet-netpol",
+        &config.node_name,
+    );
+    let (applied, plans) = watch::channel(None);
+    NetpolCounters::register(plans);
+    Netpol {
+        ctx: netpol::Context {
+            config: netpol::NetpolConfig::new(&config.node_name),
+            nodes: reflectors.shared::<Node>(),
+            pods: reflectors.shared::<Pod>(),
+            namespaces: reflectors.shared::<Namespace>(),
+            policies: reflectors.shared::<NetworkPolicy>(),
+            events: Arc::new(recorder),
+            applied,
+        },
+    }
+}
+
 /// Logs once, at start, what runs and what does not, and why.
 pub fn log_plan(config: &Config) {
     match config.flannel_backend {
@@ -86,7 +128,12 @@ pub fn log_plan(config: &Config) {
         None => tracing::info!(component = "flannel", "off (--flannel-backend=none)"),
     }
     for component in Disableable::ALL {
-        if config.enabled(component) {
+        if component == Disableable::Netpol && config.enabled(component) {
+            tracing::info!(
+                component = "netpol",
+                "runs: NetworkPolicy enforcer (table inet nodenet-netpol)"
+            );
+        } else if config.enabled(component) {
             tracing::info!(
                 component = component.name(),
                 "enabled but not implemented yet: nothing runs for it"

@@ -2,9 +2,15 @@
 //! exports a handful of gauges and counters.
 
 use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use cluster::ReflectorStats;
+use netpol::apply::CounterSample;
+use netpol::model::Direction;
+use netpol::plan::Plan;
+use tokio::sync::watch;
 
 use super::health::Health;
 
@@ -19,6 +25,9 @@ pub fn render(health: &Health, source: &dyn MetricsSource) -> String {
     build_info(&mut out);
     components(&mut out, health);
     reflectors(&mut out, &source.reflectors());
+    if let Some(counters) = NETPOL.get() {
+        netpol_series(&mut out, &counters.scraped());
+    }
     if let Some(rss) = resident_bytes() {
         header(
             &mut out,
@@ -115,6 +124,110 @@ fn reflectors(out: &mut String, stats: &[Arc<ReflectorStats>]) {
     }
 }
 
+/// The netpol counters, once the netpol component is built.
+static NETPOL: OnceLock<Arc<NetpolCounters>> = OnceLock::new();
+
+/// How old cached netpol counters may be: a scrape never runs nft itself
+/// (rendering is synchronous on an async worker), it reads this cache.
+const NETPOL_CACHE: Duration = Duration::from_secs(5);
+
+/// Per-policy allow/deny counters of the live netpol table, read off the
+/// async workers by a background task and cached.
+pub struct NetpolCounters {
+    cache: Mutex<Vec<CounterSample>>,
+    /// Set by a scrape, cleared by a refresh: nft only runs while someone
+    /// reads /metrics (and after every new plan).
+    wanted: AtomicBool,
+}
+
+impl NetpolCounters {
+    /// Registers the counters of the plans `plans` announces and starts
+    /// the refresher; must run inside the runtime. Only the first call of
+    /// the process registers (the daemon builds its components once).
+    pub fn register(plans: watch::Receiver<Option<Arc<Plan>>>) {
+        let counters = Arc::new(NetpolCounters {
+            cache: Mutex::new(Vec::new()),
+            wanted: AtomicBool::new(true),
+        });
+        if NETPOL.set(counters.clone()).is_ok() {
+            tokio::spawn(counters.refresh_loop(plans));
+        }
+    }
+
+    fn scraped(&self) -> Vec<CounterSample> {
+        self.wanted.store(true, Ordering::Relaxed);
+        self.cache.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    async fn refresh_loop(self: Arc<Self>, mut plans: watch::Receiver<Option<Arc<Plan>>>) {
+        let mut tick = tokio::time::interval(NETPOL_CACHE);
+        loop {
+            tokio::select! {
+                changed = plans.changed() => if changed.is_err() { return },
+                _ = tick.tick() => if !self.wanted.swap(false, Ordering::Relaxed) { continue },
+            }
+            let plan = plans.borrow().clone();
+            let samples = read(plan).await;
+            match samples {
+                Ok(samples) => {
+                    if let Ok(mut cache) = self.cache.lock() {
+                        *cache = samples;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(component = "netpol", error = %err, "cannot read counters")
+                }
+            }
+        }
+    }
+}
+
+/// The live values of `plan`'s counters, read on the blocking pool.
+async fn read(plan: Option<Arc<Plan>>) -> Result<Vec<CounterSample>, String> {
+    let Some(plan) = plan else {
+        return Ok(Vec::new());
+    };
+    match tokio::task::spawn_blocking(move || netpol::apply::read_counters(&plan)).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// name, help, value of one netpol counter series.
+type NetpolSeries = (&'static str, &'static str, fn(&CounterSample) -> u64);
+
+fn netpol_series(out: &mut String, samples: &[CounterSample]) {
+    let series: [NetpolSeries; 2] = [
+        (
+            "nodenet_netpol_packets_total",
+            "Packets allowed or rejected per NetworkPolicy and direction (policy=\"\": pods not known yet).",
+            |s| s.packets,
+        ),
+        (
+            "nodenet_netpol_bytes_total",
+            "Bytes allowed or rejected per NetworkPolicy and direction.",
+            |s| s.bytes,
+        ),
+    ];
+    for (name, help, value) in series {
+        header(out, name, "counter", help);
+        for s in samples {
+            let direction = match s.direction {
+                Some(Direction::Ingress) => "ingress",
+                Some(Direction::Egress) => "egress",
+                None => "",
+            };
+            let _ = writeln!(
+                out,
+                "{name}{{policy=\"{}\",direction=\"{direction}\",verdict=\"{}\"}} {}",
+                escape(&s.policy),
+                s.verdict,
+                value(s)
+            );
+        }
+    }
+}
+
 /// Label value escaping per the exposition format.
 fn escape(value: &str) -> String {
     value
@@ -185,6 +298,33 @@ mod tests {
             Some(2048 * 1024)
         );
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn netpol_counters_have_policy_direction_and_verdict() {
+        let sample = |policy: &str, direction, verdict, packets| CounterSample {
+            policy: policy.into(),
+            direction,
+            verdict,
+            packets,
+            bytes: packets * 60,
+        };
+        let samples = [
+            sample("x/deny-all", Some(Direction::Ingress), "deny", 3),
+            sample("x/web", Some(Direction::Egress), "allow", 5),
+            sample("", None, "deny", 1),
+        ];
+        let mut text = String::new();
+        netpol_series(&mut text, &samples);
+        for line in [
+            "# TYPE nodenet_netpol_packets_total counter",
+            "nodenet_netpol_packets_total{policy=\"x/deny-all\",direction=\"ingress\",verdict=\"deny\"} 3",
+            "nodenet_netpol_packets_total{policy=\"x/web\",direction=\"egress\",verdict=\"allow\"} 5",
+            "nodenet_netpol_packets_total{policy=\"\",direction=\"\",verdict=\"deny\"} 1",
+            "nodenet_netpol_bytes_total{policy=\"x/web\",direction=\"egress\",verdict=\"allow\"} 300",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
     }
 
     #[test]

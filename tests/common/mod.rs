@@ -2,6 +2,7 @@
 //! root-namespace check every test ends with.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod netpol;
 pub mod rootns;
 
 use std::net::IpAddr;

@@ -141,7 +141,7 @@ pub fn leftovers(tool: &str, tables: &[SavedTable]) -> Vec<Item> {
 /// `<tool>-save` output; `None` when the tool is not installed (then it
 /// cannot have been used to make anything). No `-t`: naming a table makes
 /// the legacy backend create it, and a dry run must change nothing.
-fn save(tool: &str) -> Result<Option<String>, IptablesError> {
+pub(crate) fn save(tool: &str) -> Result<Option<String>, IptablesError> {
     let program = format!("{tool}-save");
     match Command::new(&program).output() {
         Err(e) if e.kind() == ErrorKind::NotFound => {

@@ -1,19 +1,26 @@
 //! `nodenet-workload`: the small program lab pods run instead of container
 //! images. `serve` answers TCP, UDP, SCTP and HTTP; `probe` checks one
-//! destination and prints a one-line JSON report; `sleep` idles.
+//! destination and prints a one-line JSON report; `stream` sends numbered
+//! messages and reports the ones lost; `sleep` idles.
 
 // Unit tests may unwrap: a panic is how a test reports failure.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod batch;
 mod http;
 mod probe;
 mod serve;
+mod stream;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   nodenet-workload serve [--tcp PORT]... [--udp PORT]... [--sctp PORT]... [--http PORT]...
   nodenet-workload probe tcp|udp|http HOST:PORT[/PATH] [--timeout MS]
+  nodenet-workload probe-many [--timeout MS] tcp|udp/IP:PORT...
+  nodenet-workload hammer --seconds N [--attempt-ms M] IP:PORT...
+  nodenet-workload hold IP:PORT --seconds N [--interval-ms M]
+  nodenet-workload stream tcp|udp IP:PORT [--count N] [--interval-ms MS]
   nodenet-workload sleep";
 
 fn main() -> ExitCode {
@@ -35,6 +42,10 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "serve" => serve::parse(rest).map(|cfg| runtime.block_on(serve::run(cfg))),
         "probe" => probe::parse(rest).map(|cfg| runtime.block_on(probe::run(cfg))),
+        "stream" => stream::parse(rest).map(|cfg| runtime.block_on(stream::run(cfg))),
+        "probe-many" => batch::parse_many(rest).map(|cfg| runtime.block_on(batch::run_many(cfg))),
+        "hammer" => batch::parse_hammer(rest).map(|cfg| runtime.block_on(batch::run_hammer(cfg))),
+        "hold" => batch::parse_hold(rest).map(|cfg| runtime.block_on(batch::run_hold(cfg))),
         "sleep" => Ok(runtime.block_on(sleep_forever())),
         other => Err(format!("unknown subcommand {other:?}")),
     };

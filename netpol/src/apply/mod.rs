@@ -3,13 +3,15 @@
 //! Acts on the network namespace of the calling thread (nft is a child
 //! process); the calls block, so async callers use `spawn_blocking`.
 
+mod counters;
 pub mod observed;
 
 use host::names::{NFT_NETPOL_FAMILY, NFT_NETPOL_TABLE};
 use host::nft::NftError;
 
-use crate::model::Direction;
 use crate::plan::{Plan, Script, diff, full_script};
+
+pub use counters::{CounterSample, read_counters, samples};
 
 /// Errors applying or reading back our table.
 #[derive(Debug, thiserror::Error)]
@@ -106,38 +108,6 @@ impl Enforcer {
             Some(plan) => read_counters(plan),
         }
     }
-}
-
-/// Reads the named counters of `plan` from the live table (empty when the
-/// table does not exist).
-pub fn read_counters(plan: &Plan) -> Result<Vec<CounterSample>, ApplyError> {
-    let Some(json) = host::nft::table_json(NFT_NETPOL_FAMILY, NFT_NETPOL_TABLE)? else {
-        return Ok(Vec::new());
-    };
-    let live = observed::parse(&json).counters;
-    let samples = plan.counters.iter().filter_map(|(name, info)| {
-        let (packets, bytes) = *live.get(name)?;
-        Some(CounterSample {
-            policy: info.policy.clone(),
-            direction: info.direction,
-            verdict: info.verdict,
-            packets,
-            bytes,
-        })
-    });
-    Ok(samples.collect())
-}
-
-/// One per-policy counter reading, for /metrics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CounterSample {
-    /// `namespace/name`; empty for packets of not-yet-known pods.
-    pub policy: String,
-    pub direction: Option<Direction>,
-    /// `allow` or `deny`.
-    pub verdict: &'static str,
-    pub packets: u64,
-    pub bytes: u64,
 }
 
 fn replace_script(plan: &Plan) -> Script {
