@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// Cluster domain [default: cluster.local].
     #[arg(long)]
     pub cluster_domain: Option<String>,
+    /// Upstream resolvers for names outside the cluster domain
+    /// [default: /etc/resolv.conf, following systemd-resolved's file].
+    #[arg(long, value_name = "FILE")]
+    pub resolv_conf: Option<std::path::PathBuf>,
     /// Components not to run (servicelb, netpol, dns, ingress; K3s names
     /// traefik and coredns accepted); comma-separated, repeatable.
     #[arg(long, value_name = "NAME[,NAME]")]

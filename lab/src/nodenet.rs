@@ -47,12 +47,32 @@ impl NodenetSpec {
             "--metrics-addr".into(),
             METRICS_ADDR.into(),
         ];
+        if !self
+            .extra_args
+            .iter()
+            .any(|a| a.starts_with("--resolv-conf"))
+        {
+            args.extend(["--resolv-conf".into(), p(&self.upstream_resolv_conf())]);
+        }
         args.extend(self.extra_args.iter().cloned());
         args
     }
 
+    /// The upstream resolvers of the node's DNS: the underlay gateway, inside
+    /// the lab, never the machine's own resolvers (no lab packet may leave).
+    /// A test that needs forwarding runs a resolver there.
+    pub fn upstream_resolv_conf(&self) -> PathBuf {
+        self.dirs.run.join("upstream-resolv.conf")
+    }
+
+    fn write_upstream_resolv_conf(&self) -> std::io::Result<()> {
+        let text = format!("nameserver {}\n", crate::topology::UNDERLAY_GATEWAY);
+        std::fs::write(self.upstream_resolv_conf(), text)
+    }
+
     /// Starts the daemon inside the node namespace; the PID is recorded.
     pub fn spawn(&self, registry: &ProcRegistry) -> std::io::Result<Child> {
+        self.write_upstream_resolv_conf()?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -42,6 +42,7 @@ pub struct FileConfig {
     pub service_cidr: Option<OneOrMany>,
     pub cluster_dns: Option<OneOrMany>,
     pub cluster_domain: Option<String>,
+    pub resolv_conf: Option<std::path::PathBuf>,
     pub disable: Option<OneOrMany>,
     pub disable_network_policy: Option<bool>,
     pub flannel_backend: Option<String>,
@@ -95,6 +96,7 @@ pub fn merge(flags: RunArgs, file: FileConfig) -> RunArgs {
         service_cidr: list(flags.service_cidr, file.service_cidr),
         cluster_dns: list(flags.cluster_dns, file.cluster_dns),
         cluster_domain: flags.cluster_domain.or(file.cluster_domain),
+        resolv_conf: flags.resolv_conf.or(file.resolv_conf),
         disable,
         disable_network_policy: flags.disable_network_policy
             || file.disable_network_policy.unwrap_or(false),

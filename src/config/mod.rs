@@ -59,6 +59,8 @@ pub struct Config {
     pub service_cidrs: Vec<IpNet>,
     pub cluster_dns: Vec<IpAddr>,
     pub cluster_domain: String,
+    /// `--resolv-conf`; `None`: the node's own resolv.conf.
+    pub resolv_conf: Option<std::path::PathBuf>,
     pub disabled: BTreeSet<Disableable>,
     /// `None` for `--flannel-backend=none`: no flannel component at all.
     pub flannel_backend: Option<Backend>,
@@ -128,6 +130,7 @@ impl Config {
             )?,
             paths: paths(&args),
             kubeconfig: args.kubeconfig,
+            resolv_conf: args.resolv_conf,
             node_name,
             cluster_cidrs,
             service_cidrs,

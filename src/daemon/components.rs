@@ -11,7 +11,7 @@ use cluster::Reflectors;
 use cluster::events::Recorder;
 use flannel::component::{Backend, Context, FlannelConfig};
 
-use super::metrics::NetpolCounters;
+use super::metrics::{ComponentMetrics, DnsMetrics, NetpolCounters};
 use super::supervisor::Component;
 use crate::config::{Config, Disableable};
 
@@ -45,17 +45,65 @@ impl Component for Netpol {
     }
 }
 
+/// The cluster DNS server on the node's cluster DNS address.
+struct Dns {
+    component: dns::DnsComponent,
+}
+
+impl Component for Dns {
+    fn name(&self) -> &'static str {
+        "dns"
+    }
+
+    fn run(self: Arc<Self>, ready: watch::Sender<bool>) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async move { Ok(self.component.run(&ready).await?) })
+    }
+}
+
+/// What the daemon supervises, and the metric series those components add.
+pub struct Built {
+    pub components: Vec<Arc<dyn Component>>,
+    pub metrics: Vec<Arc<dyn ComponentMetrics>>,
+}
+
 /// Builds the components to supervise; must run inside the runtime (the
 /// shared reflectors start their watches on first use).
-pub fn build(config: &Config, reflectors: &Reflectors) -> Vec<Arc<dyn Component>> {
-    let mut components: Vec<Arc<dyn Component>> = Vec::new();
+pub fn build(config: &Config, reflectors: &Reflectors) -> Built {
+    let mut built = Built {
+        components: Vec::new(),
+        metrics: Vec::new(),
+    };
     if let Some(backend) = config.flannel_backend {
-        components.push(Arc::new(flannel(config, backend, reflectors)));
+        built
+            .components
+            .push(Arc::new(flannel(config, backend, reflectors)));
     }
     if config.enabled(Disableable::Netpol) {
-        components.push(Arc::new(netpol(config, reflectors)));
+        let (component, counters) = netpol(config, reflectors);
+        built.components.push(Arc::new(component));
+        built.metrics.push(counters);
     }
-    components
+    if config.enabled(Disableable::Dns) {
+        let component = dns(config, reflectors);
+        built
+            .metrics
+            .push(Arc::new(DnsMetrics(component.component.metrics())));
+        built.components.push(Arc::new(component));
+    }
+    built
+}
+
+/// The first `--cluster-dns` address is served (one per family would need
+/// a listener per address; dual-stack DNS is a known gap).
+fn dns(config: &Config, reflectors: &Reflectors) -> Dns {
+    let dns_config = dns::DnsComponentConfig {
+        cluster_dns: config.cluster_dns[0],
+        cluster_domain: config.cluster_domain.clone(),
+        resolv_conf: config.resolv_conf.clone(),
+    };
+    Dns {
+        component: dns::DnsComponent::new(&dns_config, reflectors),
+    }
 }
 
 fn flannel(config: &Config, backend: Backend, reflectors: &Reflectors) -> Flannel {
@@ -88,15 +136,15 @@ fn flannel(config: &Config, backend: Backend, reflectors: &Reflectors) -> Flanne
 }
 
 /// The enforcer's context; its applied plans feed the /metrics counters.
-fn netpol(config: &Config, reflectors: &Reflectors) -> Netpol {
+fn netpol(config: &Config, reflectors: &Reflectors) -> (Netpol, Arc<NetpolCounters>) {
     let recorder = Recorder::new(
         reflectors.client().clone(),
         "nodenet-netpol",
         &config.node_name,
     );
     let (applied, plans) = watch::channel(None);
-    NetpolCounters::register(plans);
-    Netpol {
+    let counters = NetpolCounters::start(plans);
+    let component = Netpol {
         ctx: netpol::Context {
             config: netpol::NetpolConfig::new(&config.node_name),
             nodes: reflectors.shared::<Node>(),
@@ -106,7 +154,8 @@ fn netpol(config: &Config, reflectors: &Reflectors) -> Netpol {
             events: Arc::new(recorder),
             applied,
         },
-    }
+    };
+    (component, counters)
 }
 
 /// Logs once, at start, what runs and what does not, and why.
@@ -132,6 +181,12 @@ pub fn log_plan(config: &Config) {
             tracing::info!(
                 component = "netpol",
                 "runs: NetworkPolicy enforcer (table inet nodenet-netpol)"
+            );
+        } else if component == Disableable::Dns && config.enabled(component) {
+            tracing::info!(
+                component = "dns",
+                address = ?config.cluster_dns.first(),
+                "runs: cluster DNS on the node-local cluster DNS address"
             );
         } else if config.enabled(component) {
             tracing::info!(

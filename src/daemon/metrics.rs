@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster::ReflectorStats;
@@ -17,6 +17,13 @@ use super::health::Health;
 /// Where the metric values come from.
 pub trait MetricsSource: Send + Sync {
     fn reflectors(&self) -> Vec<Arc<ReflectorStats>>;
+    /// Series that components export themselves (netpol counters, DNS).
+    fn render_components(&self, _out: &mut String) {}
+}
+
+/// A component's own metric series, appended to /metrics.
+pub trait ComponentMetrics: Send + Sync {
+    fn render(&self, out: &mut String);
 }
 
 /// Renders every metric.
@@ -25,9 +32,7 @@ pub fn render(health: &Health, source: &dyn MetricsSource) -> String {
     build_info(&mut out);
     components(&mut out, health);
     reflectors(&mut out, &source.reflectors());
-    if let Some(counters) = NETPOL.get() {
-        netpol_series(&mut out, &counters.scraped());
-    }
+    source.render_components(&mut out);
     if let Some(rss) = resident_bytes() {
         header(
             &mut out,
@@ -124,9 +129,6 @@ fn reflectors(out: &mut String, stats: &[Arc<ReflectorStats>]) {
     }
 }
 
-/// The netpol counters, once the netpol component is built.
-static NETPOL: OnceLock<Arc<NetpolCounters>> = OnceLock::new();
-
 /// How old cached netpol counters may be: a scrape never runs nft itself
 /// (rendering is synchronous on an async worker), it reads this cache.
 const NETPOL_CACHE: Duration = Duration::from_secs(5);
@@ -141,17 +143,15 @@ pub struct NetpolCounters {
 }
 
 impl NetpolCounters {
-    /// Registers the counters of the plans `plans` announces and starts
-    /// the refresher; must run inside the runtime. Only the first call of
-    /// the process registers (the daemon builds its components once).
-    pub fn register(plans: watch::Receiver<Option<Arc<Plan>>>) {
+    /// Follows the counters of the plans `plans` announces, refreshing
+    /// them in the background; must run inside the runtime.
+    pub fn start(plans: watch::Receiver<Option<Arc<Plan>>>) -> Arc<NetpolCounters> {
         let counters = Arc::new(NetpolCounters {
             cache: Mutex::new(Vec::new()),
             wanted: AtomicBool::new(true),
         });
-        if NETPOL.set(counters.clone()).is_ok() {
-            tokio::spawn(counters.refresh_loop(plans));
-        }
+        tokio::spawn(counters.clone().refresh_loop(plans));
+        counters
     }
 
     fn scraped(&self) -> Vec<CounterSample> {
@@ -179,6 +179,21 @@ impl NetpolCounters {
                 }
             }
         }
+    }
+}
+
+impl ComponentMetrics for NetpolCounters {
+    fn render(&self, out: &mut String) {
+        netpol_series(out, &self.scraped());
+    }
+}
+
+/// The DNS component's CoreDNS-named series.
+pub struct DnsMetrics(pub Arc<dns::metrics::Metrics>);
+
+impl ComponentMetrics for DnsMetrics {
+    fn render(&self, out: &mut String) {
+        self.0.render_metrics(out);
     }
 }
 

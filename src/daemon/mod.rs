@@ -28,12 +28,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let client = cluster::client(config.kubeconfig.as_deref()).await?;
     let reflectors = Arc::new(Reflectors::new(client));
-    let components = components::build(&config, &reflectors);
+    let components::Built {
+        components,
+        metrics: component_metrics,
+    } = components::build(&config, &reflectors);
     let (shutdown, stop) = watch::channel(false);
     let (health, mut tasks) = start_components(components, &stop);
     let state = Arc::new(http::State {
         health,
-        metrics: Arc::new(RegistryMetrics(reflectors.clone())),
+        metrics: Arc::new(RegistryMetrics {
+            reflectors: reflectors.clone(),
+            components: component_metrics,
+        }),
     });
     tasks.spawn(http::serve(listener, state, stop));
     tracing::info!(addr = %config.metrics_addr, "serving /healthz, /readyz, /metrics");
@@ -87,11 +93,20 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Metrics read from the live reflector registry.
-struct RegistryMetrics(Arc<Reflectors>);
+/// Metrics read from the live reflector registry and the components.
+struct RegistryMetrics {
+    reflectors: Arc<Reflectors>,
+    components: Vec<Arc<dyn metrics::ComponentMetrics>>,
+}
 
 impl metrics::MetricsSource for RegistryMetrics {
     fn reflectors(&self) -> Vec<Arc<ReflectorStats>> {
-        self.0.stats()
+        self.reflectors.stats()
+    }
+
+    fn render_components(&self, out: &mut String) {
+        for component in &self.components {
+            component.render(out);
+        }
     }
 }

@@ -58,6 +58,7 @@ impl FakeApi {
             (Method::GET, "/api/v1/nodes") if watch => self.open_watch(),
             (Method::GET, "/api/v1/nodes") => self.list(),
             (Method::POST, "/api/v1/namespaces/default/events") => self.post_event(req).await,
+            (Method::PATCH, "/api/v1/nodes/node-1") => self.patch_annotations(req).await,
             _ => respond(
                 StatusCode::NOT_FOUND,
                 json!({"kind": "Status", "code": 404}),
@@ -87,17 +88,35 @@ impl FakeApi {
         response
     }
 
+    /// The overlay's merge patch of our Node's annotations (the only patch
+    /// the component sends).
+    async fn patch_annotations(&self, req: Request<Incoming>) -> Response<Body> {
+        let patch = body_json(req).await;
+        let mut node = self.node.lock().expect("lock").clone();
+        if let Some(added) = patch["metadata"]["annotations"].as_object() {
+            for (key, value) in added {
+                node["metadata"]["annotations"][key] = value.clone();
+            }
+        }
+        self.modify(node.clone());
+        respond(StatusCode::OK, node)
+    }
+
     async fn post_event(&self, req: Request<Incoming>) -> Response<Body> {
-        let bytes = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let event: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let event = body_json(req).await;
         self.events.lock().expect("lock").push(event.clone());
         respond(StatusCode::CREATED, event)
     }
+}
+
+async fn body_json(req: Request<Incoming>) -> Value {
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
 fn respond(code: StatusCode, body: Value) -> Response<Body> {

@@ -38,6 +38,10 @@ fn vxlan_config(dir: &Path) -> Config {
         "--node-external-ip",
         EXTERNAL_IP,
         "--flannel-external-ip",
+        // Only flannel: the other components have tests of their own.
+        "--disable-network-policy",
+        "--disable",
+        "dns",
         "--data-dir",
         &d("data"),
         "--run-dir",
@@ -191,7 +195,7 @@ async fn scenario(dir: std::path::PathBuf) {
         .await
         .expect("create node-1");
     let reflectors = Reflectors::new(client.clone());
-    let components = build(&vxlan_config(&dir), &reflectors);
+    let components = build(&vxlan_config(&dir), &reflectors).components;
     let (ready, mut ready_rx) = watch::channel(false);
     let running = tokio::spawn(components[0].clone().run(ready));
     wait_ready(&mut ready_rx, true).await;
