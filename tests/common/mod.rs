@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod netpol;
+pub mod overlay;
 pub mod rootns;
 
 use std::net::IpAddr;

@@ -42,11 +42,18 @@ pub(super) async fn apply(
     let current = current(netlink, scope).await?;
     let diff = state::diff(&desired, &current, |r| r.dst);
     for route in &diff.write {
-        outcome.wrote(
-            netlink
-                .replace_tagged_route(route, names::RTPROT_NODENET)
-                .await,
-        )?;
+        // One peer whose next hop the kernel refuses (host-gw needs every
+        // peer on the underlay link) must not keep the others unprogrammed:
+        // like flannel, log it and go on; the next pass retries it.
+        match netlink
+            .replace_tagged_route(route, names::RTPROT_NODENET)
+            .await
+        {
+            Ok(()) => outcome.counts.written += 1,
+            Err(err) => tracing::warn!(component = "flannel", dst = %route.dst,
+                gateway = ?route.gateway, error = %err,
+                "cannot add host-gw route (is the peer's public-ip on this node's underlay link?); skipping it"),
+        }
     }
     for route in &diff.remove {
         outcome.removed(
