@@ -13,6 +13,7 @@
 //! migrated from K3s can be cleaned with one command; see [`k3s`],
 //! [`iptables`] and [`kube_router`].
 
+mod dns;
 pub mod ipset;
 pub mod iptables;
 mod item;

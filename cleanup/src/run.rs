@@ -25,6 +25,8 @@ pub enum Cause {
     Ipset(#[from] crate::ipset::IpsetError),
     #[error(transparent)]
     Overlay(#[from] flannel::overlay::OverlayError),
+    #[error(transparent)]
+    NodeLocalDns(#[from] dns::node_local::NodeLocalError),
     /// An item only its step's own teardown can remove was handed to the
     /// per-item removal (a bug in a step).
     #[error("{0} can only be removed by its step's teardown")]

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use host::link::Netlink;
 use host::names;
 
+use crate::dns::NodeLocalDns;
 use crate::iptables;
 use crate::item::Item;
 use crate::k3s::{self, K3sLinks};
@@ -52,7 +53,8 @@ pub struct Paths {
 ///    routes and nftables tables); it also removes K3s's `flannel.1` /
 ///    `flannel-v6.1`, which have our names and kind;
 /// 4. K3s's WireGuard links;
-/// 5. the hostPort and NetworkPolicy nftables tables;
+/// 5. the hostPort table, the node-local DNS address and table, and the
+///    NetworkPolicy table;
 /// 6. K3s flannel's and kube-router's iptables chains in each front-end,
 ///    then kube-router's ipsets (a set in use by a rule cannot go), then
 ///    flannel's nftables tables (flannel's nftables mode);
@@ -71,6 +73,7 @@ pub fn steps(paths: &Paths) -> Vec<Box<dyn Step>> {
             family: names::NFT_HOSTPORT_FAMILY,
             name: names::NFT_HOSTPORT_TABLE,
         }),
+        Box::new(NodeLocalDns),
         Box::new(NftTable {
             family: names::NFT_NETPOL_FAMILY,
             name: names::NFT_NETPOL_TABLE,
