@@ -69,6 +69,17 @@ pub const NFT_DNS_TABLE: &str = "nodenet-dns";
 /// Family of [`NFT_DNS_TABLE`].
 pub const NFT_DNS_FAMILY: &str = "inet";
 
+/// Directory inside `--run-dir` through which the CNI plugin and the netpol
+/// component hand over new pods (exists only while netpol is enabled).
+pub const NETPOL_HANDSHAKE_DIR: &str = "netpol";
+/// Sub-directory of [`NETPOL_HANDSHAKE_DIR`]: one file per new pod IP, named
+/// by the IP, written by CNI ADD (JSON `namespace`, `name`, `containerID`).
+pub const NETPOL_PENDING_DIR: &str = "pending";
+/// Sub-directory of [`NETPOL_HANDSHAKE_DIR`]: one file per pod IP, named by
+/// the IP and holding the container ID, written by netpol once that pod's
+/// isolation is live.
+pub const NETPOL_READY_DIR: &str = "ready";
+
 /// Host-side veth name for a container interface: `veth` + 8 hex digits of a
 /// stable hash of (container id, interface name). Stable so that DEL can find
 /// the link even if the per-container state file was lost.

@@ -8,6 +8,7 @@
 //! force. While the API server is unreachable the stores keep their last
 //! contents and so does the table.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::watch;
 
 use crate::apply::{ApplyError, Enforcer, Outcome};
+use crate::handshake::{Disposition, Handshake, HandshakeError, PendingPod, merge_pending};
 use crate::model::{NamespaceInfo, PodInfo, Policy, Problem};
 use crate::plan::{self, Inputs, NodeScope, Plan};
 
@@ -34,15 +36,20 @@ pub struct NetpolConfig {
     pub fail_closed_unknown_pods: bool,
     /// How often the table is read back and repaired.
     pub resync_interval: Duration,
+    /// --run-dir: home of the hand-over with the CNI plugin
+    /// (`<run-dir>/netpol`, see [`crate::handshake`]). `None`: no hand-over.
+    pub run_dir: Option<PathBuf>,
 }
 
 impl NetpolConfig {
-    /// Defaults for `node_name`: fail closed, resync every 5 minutes.
+    /// Defaults for `node_name`: fail closed, resync every 5 minutes, no
+    /// hand-over with the CNI plugin (set `run_dir` for it).
     pub fn new(node_name: &str) -> Self {
         NetpolConfig {
             node_name: node_name.to_string(),
             fail_closed_unknown_pods: true,
             resync_interval: Duration::from_secs(300),
+            run_dir: None,
         }
     }
 }
@@ -56,6 +63,9 @@ pub enum NetpolError {
     /// Applying or reading the table failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The hand-over directory with the CNI plugin failed.
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
     /// The blocking nft task panicked or was cancelled.
     #[error("the nft task did not finish: {0}")]
     Task(String),
@@ -79,7 +89,7 @@ pub struct Context {
 pub async fn run(ctx: &Context, ready: &watch::Sender<bool>) -> Result<(), NetpolError> {
     ready.send_replace(false);
     crate::apply::enable_bridge_netfilter()?;
-    let mut changes = ctx
+    let changes = ctx
         .pods
         .changes()
         .and(ctx.namespaces.changes())
@@ -93,23 +103,124 @@ pub async fn run(ctx: &Context, ready: &watch::Sender<bool>) -> Result<(), Netpo
     ] {
         ready.map_err(|_| NetpolError::WatchStopped)?;
     }
+    let mut handshake = match &ctx.config.run_dir {
+        Some(dir) => Some(Handshake::start(dir)?),
+        None => None,
+    };
+    let mut wake = Wake::new(changes, ctx.config.resync_interval).await;
     let mut enforcer = Enforcer::new();
-    let mut resync = tokio::time::interval(ctx.config.resync_interval);
-    resync.tick().await;
     loop {
-        enforcer = reconcile(ctx, enforcer).await?;
+        let pending = scan(handshake.as_ref())?;
+        let dispositions;
+        (enforcer, dispositions) = reconcile(ctx, enforcer, &pending).await?;
+        if let Some(handshake) = handshake.as_mut() {
+            handshake.settle(&pending, &dispositions)?;
+        }
         ready.send_replace(true);
-        tokio::select! {
-            changed = changes.changed() => changed.map_err(|_| NetpolError::WatchStopped)?,
-            _ = resync.tick() => enforcer = repair(enforcer).await?,
+        enforcer = wake.next(enforcer, handshake.as_ref(), &pending).await?;
+    }
+}
+
+/// What makes the component plan again.
+struct Wake {
+    changes: ChangeSignal,
+    resync: tokio::time::Interval,
+    poll: tokio::time::Interval,
+}
+
+impl Wake {
+    async fn new(changes: cluster::Changes, resync_interval: Duration) -> Wake {
+        let mut resync = tokio::time::interval(resync_interval);
+        resync.tick().await;
+        let mut poll = tokio::time::interval(PENDING_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        Wake {
+            changes: ChangeSignal::spawn(changes),
+            resync,
+            poll,
+        }
+    }
+
+    /// Returns once a store changed, the table was repaired, or the
+    /// pending hand-overs differ from `planned`.
+    async fn next(
+        &mut self,
+        enforcer: Enforcer,
+        handshake: Option<&Handshake>,
+        planned: &[PendingPod],
+    ) -> Result<Enforcer, NetpolError> {
+        loop {
+            tokio::select! {
+                changed = self.changes.changed() => {
+                    changed?;
+                    return Ok(enforcer);
+                }
+                _ = self.resync.tick() => return repair(enforcer).await,
+                _ = self.poll.tick(), if handshake.is_some() => {
+                    if scan(handshake)? != planned {
+                        return Ok(enforcer);
+                    }
+                }
+            }
         }
     }
 }
 
-/// One plan + apply pass.
-async fn reconcile(ctx: &Context, enforcer: Enforcer) -> Result<Enforcer, NetpolError> {
+/// `Changes::changed` consumes the change before its settle window ends, so
+/// dropping it inside a `select!` (the hand-over poll ticks every 10 ms)
+/// would lose the wake-up. A task owns it and forwards each wake through a
+/// watch channel, whose `changed` is cancel-safe.
+struct ChangeSignal {
+    rx: watch::Receiver<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ChangeSignal {
+    fn spawn(mut changes: cluster::Changes) -> ChangeSignal {
+        let (tx, rx) = watch::channel(());
+        // Returning drops `tx`, which the receiver sees as the watch stopping.
+        let task = tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                tx.send_replace(());
+            }
+        });
+        ChangeSignal { rx, task }
+    }
+
+    async fn changed(&mut self) -> Result<(), NetpolError> {
+        self.rx
+            .changed()
+            .await
+            .map_err(|_| NetpolError::WatchStopped)
+    }
+}
+
+impl Drop for ChangeSignal {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// How often the pending hand-over directory is read: a readdir of a few
+/// tmpfs entries, and a bound on what the CNI plugin's wait adds to ADD.
+const PENDING_POLL: Duration = Duration::from_millis(10);
+
+fn scan(handshake: Option<&Handshake>) -> Result<Vec<PendingPod>, NetpolError> {
+    Ok(handshake
+        .map(Handshake::scan)
+        .transpose()?
+        .unwrap_or_default())
+}
+
+/// One plan + apply pass; returns what the plan did with each pending
+/// hand-over (to be settled only now that the plan is live).
+async fn reconcile(
+    ctx: &Context,
+    enforcer: Enforcer,
+    pending: &[PendingPod],
+) -> Result<(Enforcer, Vec<Disposition>), NetpolError> {
     let started = Instant::now();
-    let (plan, problems) = plan_from_stores(ctx);
+    let (plan, problems, dispositions) = plan_from_stores(ctx, pending);
     report(ctx, &problems).await;
     let (enforcer, outcome) = blocking(enforcer, move |e| e.apply(plan)).await?;
     if let Outcome::Applied(script) = &outcome? {
@@ -123,7 +234,7 @@ async fn reconcile(ctx: &Context, enforcer: Enforcer) -> Result<Enforcer, Netpol
     }
     let live = enforcer.applied().cloned().map(Arc::new);
     ctx.applied.send_replace(live);
-    Ok(enforcer)
+    Ok((enforcer, dispositions))
 }
 
 async fn repair(enforcer: Enforcer) -> Result<Enforcer, NetpolError> {
@@ -145,7 +256,10 @@ async fn blocking<T: Send + 'static>(
     .map_err(|e| NetpolError::Task(e.to_string()))
 }
 
-fn plan_from_stores(ctx: &Context) -> (Plan, Vec<Problem>) {
+fn plan_from_stores(
+    ctx: &Context,
+    pending: &[PendingPod],
+) -> (Plan, Vec<Problem>, Vec<Disposition>) {
     let node = ctx
         .nodes
         .store()
@@ -158,18 +272,19 @@ fn plan_from_stores(ctx: &Context) -> (Plan, Vec<Problem>) {
     let pods: Vec<Arc<Pod>> = ctx.pods.store().state();
     let namespaces: Vec<Arc<Namespace>> = ctx.namespaces.store().state();
     let policies: Vec<Arc<NetworkPolicy>> = ctx.policies.store().state();
-    let (policies, pods, namespaces, problems) = views_from_api(
+    let (policies, mut pods, namespaces, problems) = views_from_api(
         policies.iter().map(AsRef::as_ref),
         pods.iter().map(AsRef::as_ref),
         namespaces.iter().map(AsRef::as_ref),
     );
+    let dispositions = merge_pending(&mut pods, pending, &ctx.config.node_name);
     let inputs = Inputs {
         policies: &policies,
         pods: &pods,
         namespaces: &namespaces,
         node: &scope,
     };
-    (plan::build(&inputs), problems)
+    (plan::build(&inputs), problems, dispositions)
 }
 
 /// Planner views from API objects, plus the problems found in policies.

@@ -5,10 +5,13 @@
 //! * [`plan`]: the pure compiler to the desired `inet nodenet-netpol` table,
 //!   its full rendering and the diff between two plans.
 //! * [`apply`]: one nft transaction per change, drift repair, counters.
+//! * [`handshake`]: the hand-over with the CNI plugin (a new pod is
+//!   programmed before its containers run).
 //! * [`run`]: the daemon component tying reflectors to the above.
 
 pub mod apply;
 mod component;
+pub mod handshake;
 pub mod model;
 pub mod plan;
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use host::netns::TestNetns;
 use netpol::apply::{Enforcer, Outcome};
+use netpol::handshake::{Disposition, Handshake, merge_pending};
 use netpol::model::{Labels, NamespaceInfo, PodInfo, Policy};
 use netpol::plan::{self, Inputs, NodeScope, Plan};
 use serde_json::json;
@@ -443,4 +444,77 @@ fn strip_counters(listing: &str) -> String {
         .filter(|l| !l.trim_start().starts_with("packets "))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A scratch `--run-dir` for the CNI hand-over, removed on drop.
+struct TempRunDir(std::path::PathBuf);
+
+impl TempRunDir {
+    fn new() -> TempRunDir {
+        let path = std::env::temp_dir().join(format!("netpol-enforce-{}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create temp run dir");
+        TempRunDir(path)
+    }
+}
+
+impl Drop for TempRunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The CNI plugin's half (flannel::cni::netpol_handshake): announce y/c.
+fn announce_c(run: &TempRunDir) -> std::path::PathBuf {
+    let dir = run.0.join(host::names::NETPOL_HANDSHAKE_DIR);
+    assert!(dir.is_dir(), "netpol creates the hand-over dir at start");
+    let body = json!({"namespace": "y", "name": "c", "containerID": "cid-c"});
+    let pending = dir.join(host::names::NETPOL_PENDING_DIR).join("10.42.0.4");
+    std::fs::write(&pending, body.to_string()).expect("write pending");
+    dir.join(host::names::NETPOL_READY_DIR).join("10.42.0.4")
+}
+
+#[test]
+fn a_handed_over_pod_is_programmed_before_it_is_confirmed() {
+    let lab = Lab::new();
+    let run = TempRunDir::new();
+    let mut handshake = Handshake::start(&run.0).expect("start hand-over");
+    // y has a deny-all ingress policy; the API does not show y/c's IP yet.
+    let policies = [policy("y", "deny", json!({"podSelector": {}}))];
+    let mut api_pods = lab.infos();
+    api_pods[2].ips.clear();
+    let (enforcer, _) = lab.apply(Enforcer::new(), build(&policies, &api_pods));
+    assert_eq!(lab.tcp("c", "a"), Probe::Rejected, "unknown pod: guard");
+
+    let ready = announce_c(&run);
+    let pending = handshake.scan().expect("scan");
+    let mut pods = api_pods.clone();
+    let dispositions = merge_pending(&mut pods, &pending, NODE);
+    assert_eq!(dispositions, [Disposition::Merged]);
+    let (enforcer, outcome) = lab.apply(enforcer, build(&policies, &pods));
+    let Outcome::Applied(script) = outcome else {
+        panic!("the hand-over changed nothing")
+    };
+    // An incremental change (y/c is the deny policy's first target, so its
+    // chains come with it), not a table replace.
+    assert!(!script.replace, "{}", script.text);
+    assert!(!ready.exists(), "not confirmed before the plan is live");
+    handshake.settle(&pending, &dispositions).expect("settle");
+    assert_eq!(
+        std::fs::read_to_string(&ready).expect("ready").trim(),
+        "cid-c"
+    );
+    // Confirmed: its unrestricted direction works, its policy holds.
+    assert_eq!(lab.tcp("c", "a"), Probe::Allowed, "egress not selected");
+    assert_eq!(lab.tcp("a", "c"), Probe::Rejected, "ingress isolated");
+
+    // The API catches up: same plan, the pending entry is dropped.
+    let pending = handshake.scan().expect("scan");
+    let mut pods = lab.infos();
+    let dispositions = merge_pending(&mut pods, &pending, NODE);
+    assert_eq!(dispositions, [Disposition::Settled]);
+    let (_, outcome) = lab.apply(enforcer, build(&policies, &pods));
+    assert_eq!(outcome, Outcome::Unchanged);
+    handshake.settle(&pending, &dispositions).expect("settle");
+    assert!(handshake.scan().expect("scan").is_empty());
+    assert_eq!(lab.tcp("a", "c"), Probe::Rejected, "still isolated");
 }

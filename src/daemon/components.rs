@@ -82,6 +82,10 @@ pub fn build(config: &Config, reflectors: &Reflectors) -> Built {
         let (component, counters) = netpol(config, reflectors);
         built.components.push(Arc::new(component));
         built.metrics.push(counters);
+    } else if let Err(err) = netpol::handshake::remove(&config.paths.run_dir) {
+        // Left behind, it would make every CNI ADD wait for an enforcer
+        // that does not run.
+        tracing::warn!(component = "netpol", error = %err, "cannot remove the CNI hand-over directory");
     }
     if config.enabled(Disableable::Dns) {
         let component = dns(config, reflectors);
@@ -146,7 +150,10 @@ fn netpol(config: &Config, reflectors: &Reflectors) -> (Netpol, Arc<NetpolCounte
     let counters = NetpolCounters::start(plans);
     let component = Netpol {
         ctx: netpol::Context {
-            config: netpol::NetpolConfig::new(&config.node_name),
+            config: netpol::NetpolConfig {
+                run_dir: Some(config.paths.run_dir.clone()),
+                ..netpol::NetpolConfig::new(&config.node_name)
+            },
             nodes: reflectors.shared::<Node>(),
             pods: reflectors.shared::<Pod>(),
             namespaces: reflectors.shared::<Namespace>(),

@@ -1,6 +1,7 @@
 //! ADD: allocate, wire, map ports, persist; undo everything on failure.
 
 use std::fs::File;
+use std::net::IpAddr;
 use std::path::Path;
 
 use host::link::Netlink;
@@ -11,6 +12,7 @@ use serde_json::Value;
 use super::config::NetConf;
 use super::error::{CniError, code};
 use super::ipam::{Allocation, Ipam, IpamLock, Range};
+use super::netpol_handshake::{self, Handover};
 use super::request::Target;
 use super::result::{Interfaces, add_result};
 use super::state::{self, ContainerState};
@@ -65,7 +67,43 @@ pub(super) async fn add(target: &Target, conf: &NetConf) -> Result<Value, CniErr
         tracing::warn!(container = %target.container_id, error = %err, "ADD failed; rolling back");
         rollback(&undo, &ctx.ipam, &ctx.lock).await;
     }
-    outcome
+    // The IPAM lock goes before the wait, so other pods' ADDs go on.
+    drop(ctx);
+    let (result, ips) = outcome?;
+    hand_over_to_netpol(target, conf, &ips);
+    Ok(result)
+}
+
+/// Waits until the netpol component has programmed the pod's IPs (see
+/// [`netpol_handshake`]). Never fails ADD: without netpol's answer the
+/// unknown-pod guard still rejects the pod's traffic, which is fail-closed.
+fn hand_over_to_netpol(target: &Target, conf: &NetConf, ips: &[IpAddr]) {
+    let Some(pod) = &target.pod else {
+        return;
+    };
+    let dir = netpol_handshake::dir_for(&conf.subnet_file);
+    let outcome = netpol_handshake::announce_and_wait(
+        &dir,
+        pod,
+        &target.container_id,
+        ips,
+        netpol_handshake::WAIT_LIMIT,
+    );
+    // stderr: the runtime logs a plugin's stderr; the plugin has no
+    // tracing subscriber of its own.
+    match outcome {
+        Ok(Handover::Disabled | Handover::Ready) => {}
+        Ok(Handover::TimedOut(waiting)) => eprintln!(
+            "nodenet: netpol did not confirm {waiting:?} of pod {}/{} within {:?}; the pod starts fail-closed",
+            pod.namespace,
+            pod.name,
+            netpol_handshake::WAIT_LIMIT
+        ),
+        Err(err) => eprintln!(
+            "nodenet: cannot announce pod {}/{} to netpol: {err}; the pod starts fail-closed",
+            pod.namespace, pod.name
+        ),
+    }
 }
 
 /// Everything ADD validated and opened before touching the kernel.
@@ -79,7 +117,8 @@ struct AddCtx<'a> {
     lock: IpamLock,
 }
 
-async fn add_steps(ctx: &AddCtx<'_>, undo: &mut Undo) -> Result<Value, CniError> {
+/// The CNI result and the pod's addresses.
+async fn add_steps(ctx: &AddCtx<'_>, undo: &mut Undo) -> Result<(Value, Vec<IpAddr>), CniError> {
     let (target, conf, env, netns) = (ctx.target, ctx.conf, &ctx.env, ctx.netns);
     let addrs = allocate(ctx, undo)?;
     let nl = Netlink::connect().map_err(|e| CniError::kernel("open netlink", e))?;
@@ -108,7 +147,8 @@ async fn add_steps(ctx: &AddCtx<'_>, undo: &mut Undo) -> Result<Value, CniError>
         pod: (&target.ifname, pod_mac),
         sandbox: netns,
     };
-    Ok(add_result(&conf.cni_version, &ifs, &addrs))
+    let ips = addrs.iter().map(|a| a.address.addr()).collect();
+    Ok((add_result(&conf.cni_version, &ifs, &addrs), ips))
 }
 
 /// One address per family present in subnet.env.

@@ -8,7 +8,8 @@ use super::config::NetConf;
 use super::error::CniError;
 use super::ipam::Ipam;
 use super::request::Target;
-use super::{ipam_error, portmap, state, wire};
+use super::state::ContainerState;
+use super::{ipam_error, netpol_handshake, portmap, state, wire};
 
 pub(super) async fn del(target: &Target, conf: &NetConf) -> Result<(), CniError> {
     let ipam = Ipam::new(conf.ipam_dir());
@@ -41,6 +42,7 @@ pub(super) async fn del(target: &Target, conf: &NetConf) -> Result<(), CniError>
             e,
         ));
     }
+    withdraw_from_netpol(target, conf, saved.as_ref());
     // Addresses and state go last, so a failed DEL can be retried with
     // the state still describing what is left.
     if errors.is_empty() {
@@ -54,5 +56,19 @@ pub(super) async fn del(target: &Target, conf: &NetConf) -> Result<(), CniError>
     match errors.into_iter().next() {
         Some(first) => Err(first),
         None => Ok(()),
+    }
+}
+
+/// Removes the pod's netpol hand-over files before its IPs can be reused.
+/// Best-effort: a left-over file names the old container ID, which the next
+/// pod's ADD does not accept as its confirmation.
+fn withdraw_from_netpol(target: &Target, conf: &NetConf, saved: Option<&ContainerState>) {
+    let Some(saved) = saved else {
+        return;
+    };
+    let dir = netpol_handshake::dir_for(&conf.subnet_file);
+    let ips: Vec<std::net::IpAddr> = saved.ips.iter().map(|ip| ip.addr()).collect();
+    for err in netpol_handshake::withdraw(&dir, &target.container_id, &ips) {
+        tracing::warn!(error = %err, "netpol hand-over file not removed");
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 mod del;
 pub mod error;
 pub mod ipam;
+pub mod netpol_handshake;
 pub mod portmap;
 pub mod request;
 pub mod result;
@@ -22,7 +23,7 @@ use serde_json::Value;
 
 pub use config::{NetConf, PortMapping, Protocol};
 pub use error::{CniError, code};
-pub use request::{CniEnv, Command, Request, SUPPORTED_VERSIONS, Target};
+pub use request::{CniEnv, Command, PodRef, Request, SUPPORTED_VERSIONS, Target};
 
 /// Entry point for the binary: reads env and stdin, writes the result or
 /// error JSON to stdout, returns the exit code. Must be called before any

@@ -57,6 +57,34 @@ pub struct Target {
     /// Path of the pod's network namespace; optional for DEL only.
     pub netns: Option<PathBuf>,
     pub ifname: String,
+    /// The Kubernetes pod, from `CNI_ARGS` (`K8S_POD_NAMESPACE`,
+    /// `K8S_POD_NAME`); `None` when the runtime did not pass both.
+    pub pod: Option<PodRef>,
+}
+
+/// The pod a container belongs to, as the kubelet names it in `CNI_ARGS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Reads `K8S_POD_NAMESPACE` and `K8S_POD_NAME` from `CNI_ARGS`
+/// (`KEY=VALUE;KEY=VALUE`); both must be present and non-empty.
+pub fn pod_from_args(args: Option<&str>) -> Option<PodRef> {
+    let mut namespace = None;
+    let mut name = None;
+    for pair in args.unwrap_or_default().split(';') {
+        match pair.split_once('=') {
+            Some(("K8S_POD_NAMESPACE", v)) if !v.is_empty() => namespace = Some(v.to_string()),
+            Some(("K8S_POD_NAME", v)) if !v.is_empty() => name = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    Some(PodRef {
+        namespace: namespace?,
+        name: name?,
+    })
 }
 
 /// A validated invocation.
@@ -116,6 +144,7 @@ fn parse_target(env: &CniEnv, command: Command) -> Result<Target, CniError> {
         container_id,
         netns,
         ifname,
+        pod: pod_from_args(env.args.as_deref()),
     })
 }
 

@@ -239,3 +239,20 @@ fn port_mappings_are_decoded() {
         ]
     );
 }
+
+#[test]
+fn pod_comes_from_cni_args_when_both_names_are_there() {
+    use super::{PodRef, pod_from_args};
+    let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=demo;K8S_POD_NAME=web;K8S_POD_UID=u";
+    let want = PodRef {
+        namespace: "demo".into(),
+        name: "web".into(),
+    };
+    assert_eq!(pod_from_args(Some(args)), Some(want));
+    assert_eq!(pod_from_args(Some("K8S_POD_NAME=web")), None);
+    assert_eq!(
+        pod_from_args(Some("K8S_POD_NAMESPACE=demo;K8S_POD_NAME=")),
+        None
+    );
+    assert_eq!(pod_from_args(None), None);
+}
