@@ -60,7 +60,8 @@ pub struct Paths {
 ///    flannel's nftables tables (flannel's nftables mode);
 /// 7. the conflist before the plugin binary, so a runtime never picks our
 ///    network and then finds no plugin;
-/// 8. the plugin binary, then subnet.env (read by the plugin at ADD);
+/// 8. the plugin binary, then subnet.env (read by the plugin at ADD), then
+///    the CNI/netpol handshake directory (its presence makes ADD wait);
 /// 9. the CNI state directory last: the IPAM records are the only trace of
 ///    what was allocated until the kernel side is gone.
 pub fn steps(paths: &Paths) -> Vec<Box<dyn Step>> {
@@ -91,7 +92,7 @@ pub fn steps(paths: &Paths) -> Vec<Box<dyn Step>> {
     steps
 }
 
-fn file_steps(paths: &Paths) -> [Box<dyn Step>; 4] {
+fn file_steps(paths: &Paths) -> [Box<dyn Step>; 5] {
     [
         Box::new(FileStep::new(
             "CNI conflist",
@@ -104,6 +105,11 @@ fn file_steps(paths: &Paths) -> [Box<dyn Step>; 4] {
         Box::new(FileStep::new(
             "subnet file",
             paths.run_dir.join(names::SUBNET_ENV_FILE),
+        )),
+        // After subnet.env: without it ADD fails before it would wait here.
+        Box::new(DirStep::new(
+            "netpol handshake",
+            paths.run_dir.join(names::NETPOL_HANDSHAKE_DIR),
         )),
         Box::new(DirStep::new(
             "CNI state",

@@ -93,6 +93,7 @@ fn files() -> (tempfile::TempDir, Paths) {
         (paths.cni_bin_dir.join("bridge"), "binary"),
         (paths.run_dir.join("subnet.env"), "FLANNEL_MTU=1450\n"),
         (paths.run_dir.join("other.env"), "x"),
+        (paths.run_dir.join("netpol/pending/10.42.0.9"), "{}"),
         (paths.data_dir.join("cni/ipam/10.42.0.2"), "c1"),
         (paths.data_dir.join("other/keep"), "x"),
     ] {
@@ -147,6 +148,7 @@ fn expected_lines(paths: &Paths) -> Vec<String> {
         ),
         format!("file {}", p(&paths.cni_bin_dir.join("nodenet"))),
         format!("file {}", p(&paths.run_dir.join("subnet.env"))),
+        format!("dir {}", p(&paths.run_dir.join("netpol"))),
         format!("dir {}", p(&paths.data_dir.join("cni"))),
     ]
 }
