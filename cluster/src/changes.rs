@@ -23,6 +23,10 @@ pub struct SourceClosed;
 pub struct Changes {
     sources: Vec<watch::Receiver<u64>>,
     settle: Duration,
+    /// A change was seen but its wake not yet delivered: `changed()` was
+    /// dropped during the settle window (a `select!` or timeout around it).
+    /// The next call delivers it instead of losing it.
+    pending: bool,
 }
 
 impl Changes {
@@ -31,6 +35,7 @@ impl Changes {
         Changes {
             sources: vec![source],
             settle,
+            pending: false,
         }
     }
 
@@ -38,6 +43,7 @@ impl Changes {
     /// that reads several resource types); keeps the longer settle window.
     pub fn and(mut self, other: Changes) -> Self {
         self.settle = self.settle.max(other.settle);
+        self.pending |= other.pending;
         self.sources.extend(other.sources);
         self
     }
@@ -45,13 +51,17 @@ impl Changes {
     /// Waits for the next change; everything that arrived until the settle
     /// window ends is consumed by this one wake.
     pub async fn changed(&mut self) -> Result<(), SourceClosed> {
-        let waits = self.sources.iter_mut().map(|rx| Box::pin(rx.changed()));
-        let first = select_all(waits).await.0;
-        first.map_err(|_| SourceClosed)?;
+        if !self.pending {
+            let waits = self.sources.iter_mut().map(|rx| Box::pin(rx.changed()));
+            let first = select_all(waits).await.0;
+            first.map_err(|_| SourceClosed)?;
+            self.pending = true;
+        }
         tokio::time::sleep(self.settle).await;
         for rx in &mut self.sources {
             rx.borrow_and_update();
         }
+        self.pending = false;
         Ok(())
     }
 }
@@ -66,6 +76,22 @@ mod tests {
     /// True when `changed()` returns within an hour of (paused) time.
     async fn wakes(changes: &mut Changes) -> bool {
         tokio::time::timeout(LONG, changes.changed()).await.is_ok()
+    }
+
+    /// `changed()` cancelled inside its settle window (by a timeout or a
+    /// `select!`) must not swallow the change: the next call delivers it.
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_cancelled_while_settling_keeps_its_change() {
+        let (tx, rx) = watch::channel(0u64);
+        let mut changes = Changes::new(rx, SETTLE);
+        tx.send_replace(1);
+        let cut_short = tokio::time::timeout(SETTLE / 2, changes.changed()).await;
+        assert!(
+            cut_short.is_err(),
+            "the first wait was cancelled mid-settle"
+        );
+        assert!(wakes(&mut changes).await, "the change was lost");
+        assert!(!wakes(&mut changes).await, "and delivered only once");
     }
 
     #[tokio::test(start_paused = true)]
