@@ -165,6 +165,25 @@ fn netpol(config: &Config, reflectors: &Reflectors) -> (Netpol, Arc<NetpolCounte
     (component, counters)
 }
 
+/// With dns disabled, a cluster DNS address a previous run left on `lo`
+/// would capture the node's queries meant for whatever serves that ClusterIP
+/// now (CoreDNS behind kube-proxy, say). Removes what our own table records,
+/// nothing else; the other components keep their state until `cleanup`.
+pub async fn release_disabled_dns(config: &Config) {
+    if config.enabled(Disableable::Dns) {
+        return;
+    }
+    match dns::node_local::teardown_recorded(false).await {
+        Ok(removed) => {
+            for item in removed {
+                tracing::info!(component = "dns", %item, "disabled: removed");
+            }
+        }
+        Err(err) => tracing::warn!(component = "dns", error = %err,
+            "disabled, but cannot remove the node-local DNS address"),
+    }
+}
+
 /// Logs once, at start, what runs and what does not, and why.
 pub fn log_plan(config: &Config) {
     match config.flannel_backend {

@@ -23,6 +23,7 @@ use supervisor::{Backoff, Component};
 pub async fn run(config: Config) -> anyhow::Result<()> {
     log_config(&config);
     components::log_plan(&config);
+    components::release_disabled_dns(&config).await;
     let listener = TcpListener::bind(config.metrics_addr).await.map_err(|e| {
         anyhow::anyhow!("--metrics-addr {}: cannot listen: {e}", config.metrics_addr)
     })?;

@@ -194,3 +194,36 @@ fn flannel_component_writes_files_reports_bad_pod_cidr_and_recovers() {
     ns.block_on(move || scenario(path))
         .expect("ran inside the netns");
 }
+
+/// A node-local DNS address left by an earlier run is released when dns is
+/// disabled, so it cannot capture queries meant for another DNS server.
+#[test]
+fn disabled_dns_releases_the_node_local_address() {
+    let uid = std::fs::metadata("/proc/self").expect("stat").uid();
+    assert_eq!(
+        uid, 0,
+        "this test needs root (it creates a network namespace)"
+    );
+    let ns = host::netns::TestNetns::new("dns-off").expect("netns");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path());
+    assert!(!config.enabled(crate::config::Disableable::Dns));
+    let lo_has_dns = |ns: &host::netns::TestNetns| {
+        let json = ns.ip_json(&["addr", "show", "dev", "lo"]).expect("ip addr");
+        json.to_string().contains("\"10.43.0.10\"")
+    };
+    ns.block_on(|| async {
+        let addr = "10.43.0.10".parse().expect("ip");
+        dns::node_local::ensure(addr)
+            .await
+            .expect("node-local DNS set up");
+    })
+    .expect("enter netns");
+    assert!(lo_has_dns(&ns), "set-up put the address on lo");
+    ns.block_on(move || async move { release_disabled_dns(&config).await })
+        .expect("enter netns");
+    assert!(
+        !lo_has_dns(&ns),
+        "the address stayed on lo with dns disabled"
+    );
+}
