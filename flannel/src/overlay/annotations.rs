@@ -46,16 +46,8 @@ impl VxlanData {
     /// Parses any key order; keys match case-insensitively (as Go's JSON
     /// decoder does). The error says what is wrong, for an Event.
     pub fn parse(text: &str) -> Result<VxlanData, String> {
-        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| format!("expected a JSON object, got {value}"))?;
-        let field = |name: &str| {
-            object
-                .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        };
+        let object = go_json_object(text)?;
+        let field = |name: &str| go_field(&object, name);
         let vni = field("VNI")
             .and_then(Value::as_u64)
             .and_then(|v| u32::try_from(v).ok())
@@ -134,6 +126,26 @@ pub fn desired_annotations(
         out.insert(ip_key.to_string(), public);
     }
     out
+}
+
+/// A backend-data annotation as a JSON object, as flannel (Go) reads it.
+pub(super) fn go_json_object(text: &str) -> Result<serde_json::Map<String, Value>, String> {
+    match serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))? {
+        Value::Object(object) => Ok(object),
+        other => Err(format!("expected a JSON object, got {other}")),
+    }
+}
+
+/// A key of such an object, matched case-insensitively as Go's JSON
+/// decoder does.
+pub(super) fn go_field<'a>(
+    object: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Option<&'a Value> {
+    object
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
 }
 
 fn backend_data(backend: Backend, family: &FamilyFacts) -> String {

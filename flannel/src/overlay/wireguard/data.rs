@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::key::WgKey;
+use crate::overlay::annotations::{go_field, go_json_object};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WireguardData {
@@ -26,16 +27,8 @@ impl WireguardData {
     /// Parses any key order; keys match case-insensitively (as Go's JSON
     /// decoder does). The error says what is wrong, for an Event.
     pub fn parse(text: &str) -> Result<WireguardData, String> {
-        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| format!("expected a JSON object, got {value}"))?;
-        let field = |name: &str| {
-            object
-                .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        };
+        let object = go_json_object(text)?;
+        let field = |name: &str| go_field(&object, name);
         let key = field("PublicKey")
             .and_then(Value::as_str)
             .ok_or("missing \"PublicKey\" string")?;
