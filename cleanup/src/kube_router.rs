@@ -3,7 +3,9 @@
 //! `KUBE-POD-FW-*`, `KUBE-NWPLCY-*` and the rules jumping to them, in every
 //! iptables front-end, then its ipsets `KUBE-SRC-*`, `KUBE-DST-*` and
 //! `kube-router-local-pods*` (IPv6 ones carry an `inet6:` prefix). Chains go
-//! before sets: a set referenced by a rule cannot be destroyed.
+//! before sets: a set referenced by a rule cannot be destroyed. kube-router's
+//! newer nftables backend (`--use-nftables-for-netpol`, netpol.md §2.4) keeps
+//! everything in two tables of its own, removed whole.
 
 use std::collections::BTreeSet;
 
@@ -22,6 +24,9 @@ pub const CHAINS: [&str; 3] = [
 pub const CHAIN_PREFIXES: [&str; 2] = ["KUBE-POD-FW-", "KUBE-NWPLCY-"];
 /// Prefixes of its ipsets (after an optional `inet6:`).
 pub const IPSET_PREFIXES: [&str; 3] = ["KUBE-SRC-", "KUBE-DST-", "kube-router-local-pods"];
+
+/// Tables of kube-router's nftables backend, one per IP family.
+pub const NFT_TABLES: [&str; 2] = ["kube-router-filter-ipv4", "kube-router-filter-ipv6"];
 
 /// Whether a filter-table chain is kube-router's.
 pub fn is_chain(name: &str) -> bool {
@@ -132,6 +137,31 @@ impl Step for KubeRouterIpsets {
             };
             let ours = names.into_iter().filter(|n| is_ipset(n));
             Ok(ours.map(Item::Ipset).collect())
+        })
+    }
+}
+
+/// The tables of kube-router's nftables backend. They are matched by name in
+/// any family: the name is kube-router's alone, and a table left in a family
+/// other than the one we expect would otherwise survive a cleanup.
+pub struct KubeRouterNftTables;
+
+impl Step for KubeRouterNftTables {
+    fn name(&self) -> &'static str {
+        "K3s kube-router nftables"
+    }
+    fn find(&self) -> Found<'_> {
+        Box::pin(async {
+            let tables = host::nft::list_tables()?;
+            let theirs = tables
+                .into_iter()
+                .filter(|t| NFT_TABLES.contains(&t.name.as_str()));
+            Ok(theirs
+                .map(|t| Item::NftTable {
+                    family: t.family,
+                    name: t.name,
+                })
+                .collect())
         })
     }
 }

@@ -11,7 +11,7 @@ use crate::dns::NodeLocalDns;
 use crate::iptables;
 use crate::item::Item;
 use crate::k3s::{self, K3sLinks};
-use crate::kube_router::{KubeRouterChains, KubeRouterIpsets};
+use crate::kube_router::{KubeRouterChains, KubeRouterIpsets, KubeRouterNftTables};
 use crate::overlay::OverlayState;
 use crate::run::Cause;
 
@@ -53,8 +53,8 @@ pub struct Paths {
 ///    routes and nftables tables); it also removes K3s's `flannel.1` /
 ///    `flannel-v6.1`, which have our names and kind;
 /// 4. K3s's WireGuard links;
-/// 5. the hostPort table, the node-local DNS address and table, and the
-///    NetworkPolicy table;
+/// 5. the hostPort table, the node-local DNS address and table, the
+///    NetworkPolicy table and the tables of kube-router's nftables backend;
 /// 6. K3s flannel's and kube-router's iptables chains in each front-end,
 ///    then kube-router's ipsets (a set in use by a rule cannot go), then
 ///    flannel's nftables tables (flannel's nftables mode);
@@ -79,6 +79,7 @@ pub fn steps(paths: &Paths) -> Vec<Box<dyn Step>> {
             family: names::NFT_NETPOL_FAMILY,
             name: names::NFT_NETPOL_TABLE,
         }),
+        Box::new(KubeRouterNftTables),
     ];
     for tool in iptables::TOOLS {
         steps.push(Box::new(iptables::FlannelChains { tool }));

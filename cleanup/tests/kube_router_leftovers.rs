@@ -1,6 +1,7 @@
 //! Privileged: K3s's NetworkPolicy leftovers (kube-router's filter chains in
 //! both iptables front-ends and both families, the rules jumping to them,
-//! its ipsets) and our `inet nodenet-netpol` table are removed inside a
+//! its ipsets, the tables of its nftables backend) and our
+//! `inet nodenet-netpol` table are removed inside a
 //! fresh network namespace; unrelated rules, chains, sets and tables stay.
 //! A dry run lists what a real run removes and changes nothing.
 
@@ -143,7 +144,9 @@ fn fixture() -> TestNetns {
         );
     }
     let nft = "table inet nodenet-netpol {\n chain egress-forward { type filter hook forward priority 0; policy accept; ct state established,related accept; }\n}\n\
-        table inet nodenet-netpol-custom {}\ntable ip kube-router-lookalike {}\n";
+        table inet nodenet-netpol-custom {}\ntable ip kube-router-lookalike {}\n\
+        table ip kube-router-filter-ipv4 {\n chain KUBE-ROUTER-FORWARD { type filter hook forward priority 0; policy accept; }\n}\n\
+        table ip6 kube-router-filter-ipv6 {\n set kube-router-local-pods { type ipv6_addr; elements = { fd42::5 } }\n}\n";
     exec(&ns, "nft", &["-f", "-"], nft);
     ns
 }
@@ -212,7 +215,11 @@ fn cleanup_in(ns: &TestNetns, mode: Mode) -> Vec<String> {
 /// In step order: our table, per front-end the three jumps then the
 /// chains (parents before children), then the sets.
 fn expected_lines() -> Vec<String> {
-    let mut want = vec!["nft table inet nodenet-netpol".to_string()];
+    let mut want = vec![
+        "nft table inet nodenet-netpol".to_string(),
+        "nft table ip kube-router-filter-ipv4".to_string(),
+        "nft table ip6 kube-router-filter-ipv6".to_string(),
+    ];
     for tool in TOOLS {
         for (hook, chain, id) in [
             ("INPUT", "INPUT", "4IA2OSFRMVNDXBVV"),
@@ -312,7 +319,13 @@ fn removes_kube_router_leftovers_and_keeps_the_rest() {
         assert!(sets.contains(kept), "{kept} removed: {sets:?}");
     }
     let tables = tables(&ns);
-    assert!(!tables.contains("inet nodenet-netpol"), "{tables:?}");
+    for gone in [
+        "inet nodenet-netpol",
+        "ip kube-router-filter-ipv4",
+        "ip6 kube-router-filter-ipv6",
+    ] {
+        assert!(!tables.contains(gone), "{gone} still there: {tables:?}");
+    }
     for kept in ["inet nodenet-netpol-custom", "ip kube-router-lookalike"] {
         assert!(tables.contains(kept), "{kept} removed: {tables:?}");
     }
