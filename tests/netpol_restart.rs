@@ -11,68 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::netpol::*;
 use common::*;
-use lab::Lab;
 use serde_json::json;
 
 const SECONDS: u64 = 12;
-
-/// `(attempts, connected)` per target line of a hammer run.
-async fn hammer(lab: &Lab, from: &ModelPod, target: &str) -> (u64, u64) {
-    let seconds = SECONDS.to_string();
-    let argv = [
-        "nodenet-workload",
-        "hammer",
-        "--seconds",
-        &seconds,
-        "--attempt-ms",
-        "500",
-        target,
-    ];
-    let out = lab
-        .exec_in_pod(
-            &from.namespace,
-            &from.name,
-            &argv,
-            Duration::from_secs(SECONDS + 20),
-        )
-        .await
-        .expect("exec hammer");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<u64> = text
-        .split_whitespace()
-        .skip(1)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    assert_eq!(fields.len(), 2, "hammer output: {text}");
-    (fields[0], fields[1])
-}
-
-async fn hold(lab: &Lab, from: &ModelPod, target: &str) -> (bool, String) {
-    let seconds = SECONDS.to_string();
-    let argv = [
-        "nodenet-workload",
-        "hold",
-        target,
-        "--seconds",
-        &seconds,
-        "--interval-ms",
-        "100",
-    ];
-    let out = lab
-        .exec_in_pod(
-            &from.namespace,
-            &from.name,
-            &argv,
-            Duration::from_secs(SECONDS + 20),
-        )
-        .await
-        .expect("exec hold");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_nodenet_opens_nothing_and_breaks_nothing() {
@@ -132,10 +73,10 @@ async fn restarting_nodenet_opens_nothing_and_breaks_nothing() {
         started.elapsed()
     };
     let (held, new_allowed, near_hits, far_hits, took) = tokio::join!(
-        hold(&lab, client, &t80),
-        hammer(&lab, client, &t81),
-        hammer(&lab, near, &t80),
-        hammer(&lab, far, &t80),
+        hold(&lab, client, &t80, SECONDS),
+        hammer(&lab, client, &t81, SECONDS),
+        hammer(&lab, near, &t80, SECONDS),
+        hammer(&lab, far, &t80, SECONDS),
         restart,
     );
     eprintln!("restart took {} ms", took.as_millis());

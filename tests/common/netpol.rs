@@ -493,3 +493,64 @@ pub async fn converge(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `(attempts, connected)` of a `nodenet-workload hammer` run from `from`
+/// to `target` for `seconds`: a new connection every 500 ms at most.
+pub async fn hammer(lab: &Lab, from: &ModelPod, target: &str, seconds: u64) -> (u64, u64) {
+    let secs = seconds.to_string();
+    let argv = [
+        "nodenet-workload",
+        "hammer",
+        "--seconds",
+        &secs,
+        "--attempt-ms",
+        "500",
+        target,
+    ];
+    let out = lab
+        .exec_in_pod(
+            &from.namespace,
+            &from.name,
+            &argv,
+            Duration::from_secs(seconds + 20),
+        )
+        .await
+        .expect("exec hammer");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<u64> = text
+        .split_whitespace()
+        .skip(1)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    assert_eq!(fields.len(), 2, "hammer output: {text}");
+    (fields[0], fields[1])
+}
+
+/// Holds one connection from `from` to `target` for `seconds`, echoing
+/// every 100 ms: (whether it lived to the end, the workload's report).
+pub async fn hold(lab: &Lab, from: &ModelPod, target: &str, seconds: u64) -> (bool, String) {
+    let secs = seconds.to_string();
+    let argv = [
+        "nodenet-workload",
+        "hold",
+        target,
+        "--seconds",
+        &secs,
+        "--interval-ms",
+        "100",
+    ];
+    let out = lab
+        .exec_in_pod(
+            &from.namespace,
+            &from.name,
+            &argv,
+            Duration::from_secs(seconds + 20),
+        )
+        .await
+        .expect("exec hold");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

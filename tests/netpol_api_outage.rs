@@ -1,0 +1,136 @@
+//! API server unreachable: node-1's nodenet loses the API server (inside
+//! node-1's namespace, its connections to the lab API server are reset), is
+//! restarted while it still cannot reach it, and then gets the API back.
+//! Throughout the outage the policies in force stay in force: intruders on
+//! the same node and across nodes never get through, the allowed client
+//! keeps opening connections and its established connection lives. A change
+//! made while the node was cut off is applied once the API is back.
+
+mod common;
+
+use std::time::Duration;
+
+use common::netpol::*;
+use common::*;
+use lab::Lab;
+use lab::topology::{UNDERLAY_API_PORT, UNDERLAY_GATEWAY};
+use serde_json::json;
+
+const SECONDS: u64 = 12;
+/// A table of the test's own in node-1's namespace; the daemon never reads
+/// tables other than its own.
+const CUT_TABLE: &str = "nodenet-test-api-cut";
+
+async fn nft_on_node(lab: &Lab, node: &str, command: &str) {
+    let out = lab
+        .exec_on_node(node, &["nft", command], PROBE)
+        .await
+        .expect("exec nft on node");
+    assert!(
+        out.status.success(),
+        "nft {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Resets every TCP connection from `node` to the API server: the watches
+/// break at once and every reconnection fails until [`restore_api`].
+async fn cut_api(lab: &Lab, node: &str) {
+    let cut = format!(
+        "add table inet {CUT_TABLE}; \
+         add chain inet {CUT_TABLE} out {{ type filter hook output priority 0; policy accept; }}; \
+         add rule inet {CUT_TABLE} out ip daddr {UNDERLAY_GATEWAY} tcp dport {UNDERLAY_API_PORT} reject with tcp reset"
+    );
+    nft_on_node(lab, node, &cut).await;
+    let api = format!("{UNDERLAY_GATEWAY}:{UNDERLAY_API_PORT}");
+    assert!(
+        !probe_from_node(lab, node, "tcp", &api).await,
+        "the API server is still reachable from {node}"
+    );
+}
+
+async fn restore_api(lab: &Lab, node: &str) {
+    nft_on_node(lab, node, &format!("delete table inet {CUT_TABLE}")).await;
+}
+
+fn clients_only() -> serde_json::Value {
+    json!({
+        "podSelector": {"matchLabels": {"pod": "server"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_hold_while_the_api_server_is_unreachable() {
+    let root = RootNs::capture();
+    let lab = lab(2).await;
+    create_namespace(&lab, "x", &labels(&[("ns", "x")])).await;
+    create_policy(&lab, &policy("x", "clients-only", clients_only())).await;
+    let mut pods = start_pods(
+        &lab,
+        vec![
+            server_pod("x", "server", "node-1", &labels(&[("pod", "server")])),
+            server_pod(
+                "x",
+                "client",
+                "node-2",
+                &labels(&[("pod", "client"), ("role", "client")]),
+            ),
+            server_pod("x", "near", "node-1", &labels(&[("pod", "near")])),
+            server_pod("x", "far", "node-2", &labels(&[("pod", "far")])),
+        ],
+    )
+    .await;
+    let pairs = [(1, 0, "TCP", 80), (2, 0, "TCP", 80), (3, 0, "TCP", 80)];
+    let mut world = World {
+        pods: pods.clone(),
+        policies: vec![policy("x", "clients-only", clients_only())],
+        ..World::default()
+    };
+    let (diff, _) = converge(&lab, &world, &pairs, Duration::from_secs(15)).await;
+    assert!(diff.is_empty(), "policy not in force before the outage:\n{diff}");
+
+    cut_api(&lab, "node-1").await;
+    let (client, near, far) = (&pods[1], &pods[2], &pods[3]);
+    let (t80, t81) = (format!("{}:80", pods[0].ip), format!("{}:81", pods[0].ip));
+    let restart_while_cut = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        lab.restart_nodenet("node-1")
+            .await
+            .expect("restart nodenet");
+    };
+    let (held, new_allowed, near_hits, far_hits, ()) = tokio::join!(
+        hold(&lab, client, &t80, SECONDS),
+        hammer(&lab, client, &t81, SECONDS),
+        hammer(&lab, near, &t80, SECONDS),
+        hammer(&lab, far, &t80, SECONDS),
+        restart_while_cut,
+    );
+    eprintln!("held connection: {}", held.1.trim());
+    eprintln!(
+        "allowed new connections: {new_allowed:?}; same-node intruder: {near_hits:?}; cross-node intruder: {far_hits:?}"
+    );
+    assert!(held.0, "the established allowed connection broke: {}", held.1);
+    assert_eq!(near_hits.1, 0, "same-node intruder got through");
+    assert_eq!(far_hits.1, 0, "cross-node intruder got through");
+    assert!(near_hits.0 > 10 && far_hits.0 > 10, "too few attempts");
+    assert_eq!(
+        new_allowed.0, new_allowed.1,
+        "allowed new connections failed during the outage"
+    );
+
+    // A change node-1 cannot see yet: `far` becomes a client.
+    label_pod(&lab, "x", "far", json!({"role": "client"})).await;
+    pods[3].labels.insert("role".into(), "client".into());
+    world.pods = pods.clone();
+    restore_api(&lab, "node-1").await;
+    let (diff, probes) = converge(&lab, &world, &pairs, Duration::from_secs(90)).await;
+    assert!(
+        diff.is_empty(),
+        "the change made during the outage was not applied after {probes} probes:\n{diff}"
+    );
+
+    teardown(lab).await;
+    root.assert_unchanged();
+}
