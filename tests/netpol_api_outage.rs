@@ -89,7 +89,10 @@ async fn policies_hold_while_the_api_server_is_unreachable() {
         ..World::default()
     };
     let (diff, _) = converge(&lab, &world, &pairs, Duration::from_secs(15)).await;
-    assert!(diff.is_empty(), "policy not in force before the outage:\n{diff}");
+    assert!(
+        diff.is_empty(),
+        "policy not in force before the outage:\n{diff}"
+    );
 
     cut_api(&lab, "node-1").await;
     let (client, near, far) = (&pods[1], &pods[2], &pods[3]);
@@ -111,7 +114,11 @@ async fn policies_hold_while_the_api_server_is_unreachable() {
     eprintln!(
         "allowed new connections: {new_allowed:?}; same-node intruder: {near_hits:?}; cross-node intruder: {far_hits:?}"
     );
-    assert!(held.0, "the established allowed connection broke: {}", held.1);
+    assert!(
+        held.0,
+        "the established allowed connection broke: {}",
+        held.1
+    );
     assert_eq!(near_hits.1, 0, "same-node intruder got through");
     assert_eq!(far_hits.1, 0, "cross-node intruder got through");
     assert!(near_hits.0 > 10 && far_hits.0 > 10, "too few attempts");
