@@ -10,6 +10,7 @@ use crate::netns::{self, Enter};
 use crate::nodenet::{self, NodenetSpec};
 use crate::procs::{self, ProcRegistry};
 use crate::topology::{self, Topology};
+use crate::upstream::UpstreamDns;
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
@@ -43,6 +44,8 @@ struct Shared {
     registry: Arc<ProcRegistry>,
     created_netns: Arc<Mutex<BTreeSet<String>>>,
     nodenet: Mutex<BTreeMap<String, Child>>,
+    /// The nodes' upstream resolver, while a test has it running.
+    upstream: Mutex<Option<UpstreamDns>>,
     kubeconfig: PathBuf,
 }
 
@@ -90,6 +93,7 @@ impl Lab {
             api_addr: Mutex::new(None),
             created_netns: Arc::default(),
             nodenet: Mutex::default(),
+            upstream: Mutex::default(),
             kubeconfig: LabDirs::for_prefix(prefix).kubeconfig(),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -272,6 +276,36 @@ impl Lab {
         let shared = self.shared.clone();
         let node = node.to_string();
         tokio::task::spawn_blocking(move || restart_blocking(&shared, &node)).await?
+    }
+
+    /// Starts the nodes' upstream resolver (a dnsmasq with fixed names at
+    /// 172.30.0.1:53, see [`crate::upstream`]); returns its PID.
+    pub async fn start_upstream_dns(&self) -> anyhow::Result<u32> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut slot = lock(&shared.upstream);
+            if slot.is_some() {
+                bail!("the upstream DNS of lab {} already runs", shared.prefix);
+            }
+            let dir = shared.dirs.root().join("upstream");
+            let ul = shared.topo.underlay_netns();
+            let upstream = UpstreamDns::start(&dir, &ul, &shared.registry)?;
+            let pid = upstream.pid();
+            *slot = Some(upstream);
+            Ok(pid)
+        })
+        .await?
+    }
+
+    /// Kills the upstream resolver by its PID (an upstream outage);
+    /// returns whether it was running.
+    pub async fn stop_upstream_dns(&self) -> anyhow::Result<bool> {
+        let shared = self.shared.clone();
+        let stopped = tokio::task::spawn_blocking(move || {
+            let upstream = lock(&shared.upstream).take();
+            upstream.map(|u| u.stop(&shared.registry)).is_some()
+        });
+        Ok(stopped.await?)
     }
 
     /// Removes every namespace, process and file of the lab.
@@ -519,6 +553,9 @@ fn spawn_nodenet(shared: &Shared, node: &str) -> anyhow::Result<()> {
 fn restart_blocking(shared: &Shared, node: &str) -> anyhow::Result<()> {
     if let Some(mut child) = lock(&shared.nodenet).remove(node) {
         nodenet::stop(&mut child, &shared.registry, STOP_GRACE);
+    }
+    if let Some(upstream) = lock(&shared.upstream).take() {
+        upstream.stop(&shared.registry);
     }
     spawn_nodenet(shared, node)
 }

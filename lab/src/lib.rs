@@ -15,6 +15,7 @@ pub mod netns;
 pub mod nodenet;
 pub mod procs;
 pub mod topology;
+pub mod upstream;
 
 pub use config::LabConfig;
 pub use lab::Lab;
