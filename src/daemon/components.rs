@@ -97,11 +97,10 @@ pub fn build(config: &Config, reflectors: &Reflectors) -> Built {
     built
 }
 
-/// The first `--cluster-dns` address is served (one per family would need
-/// a listener per address; dual-stack DNS is a known gap).
+/// Every `--cluster-dns` address is served (one per family, dual-stack).
 fn dns(config: &Config, reflectors: &Reflectors) -> Dns {
     let dns_config = dns::DnsComponentConfig {
-        cluster_dns: config.cluster_dns[0],
+        cluster_dns: config.cluster_dns.clone(),
         cluster_domain: config.cluster_domain.clone(),
         resolv_conf: config.resolv_conf.clone(),
     };

@@ -1,5 +1,6 @@
-//! The daemon-facing DNS component: node-local address and notrack table,
-//! the kube-system/kube-dns Service, and the server on `<cluster-dns>:53`.
+//! The daemon-facing DNS component: node-local addresses and notrack
+//! table, the kube-system/kube-dns Service, and the server on port 53 of
+//! every `--cluster-dns` address (one per family when dual-stack).
 
 mod service;
 
@@ -22,8 +23,10 @@ pub use service::{KUBE_DNS_NAME, KUBE_DNS_NAMESPACE, kube_dns_service};
 /// What the daemon passes from its flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsComponentConfig {
-    /// `--cluster-dns`: served on every node, and the kube-dns ClusterIP.
-    pub cluster_dns: IpAddr,
+    /// `--cluster-dns`: every address is served on every node; the first
+    /// is the kube-dns ClusterIP, all of them its ClusterIPs. Not empty
+    /// (the daemon's configuration guarantees it).
+    pub cluster_dns: Vec<IpAddr>,
     /// `--cluster-domain`.
     pub cluster_domain: String,
     /// `--resolv-conf`; default /etc/resolv.conf (following
@@ -40,11 +43,15 @@ impl DnsComponentConfig {
         DnsConfig {
             zone: ZoneConfig {
                 domain: self.cluster_domain.clone(),
-                ns_addrs: vec![self.cluster_dns],
+                ns_addrs: self.cluster_dns.clone(),
                 ..ZoneConfig::default()
             },
             server: ServerConfig {
-                listen: vec![SocketAddr::new(self.cluster_dns, 53)],
+                listen: self
+                    .cluster_dns
+                    .iter()
+                    .map(|&ip| SocketAddr::new(ip, 53))
+                    .collect(),
                 udp_sockets,
                 ..ServerConfig::default()
             },
@@ -64,7 +71,7 @@ impl DnsComponentConfig {
 /// needs), run it as often as the supervisor likes; the metrics survive
 /// restarts.
 pub struct DnsComponent {
-    cluster_dns: IpAddr,
+    cluster_dns: Vec<IpAddr>,
     config: DnsConfig,
     views: DnsViews,
     client: kube::Client,
@@ -75,7 +82,7 @@ impl DnsComponent {
     /// Must be called inside the runtime (reflectors start on first use).
     pub fn new(config: &DnsComponentConfig, reflectors: &cluster::Reflectors) -> DnsComponent {
         DnsComponent {
-            cluster_dns: config.cluster_dns,
+            cluster_dns: config.cluster_dns.clone(),
             config: config.dns_config(),
             views: DnsViews {
                 services: reflectors.shared::<Service>(),
@@ -98,13 +105,14 @@ impl DnsComponent {
     /// listeners and leaves the address and table in place (see
     /// [`crate::node_local`] for why that is the safe state).
     pub async fn run(&self, ready: &watch::Sender<bool>) -> Result<(), DnsError> {
-        let changed = crate::node_local::ensure(self.cluster_dns).await?;
-        tracing::info!(address = %self.cluster_dns, added_address = changed.address,
-            wrote_table = changed.table, "DNS: cluster DNS address terminates on this node");
+        let changed = crate::node_local::ensure_all(&self.cluster_dns).await?;
+        tracing::info!(addresses = ?self.cluster_dns, added_address = changed.address,
+            wrote_table = changed.table, "DNS: cluster DNS addresses terminate on this node");
         let services = self.views.services.clone();
+        let keep = service::keep(self.client.clone(), services, &self.cluster_dns);
         tokio::select! {
             res = crate::run(&self.config, &self.views, &self.metrics, ready) => res,
-            never = service::keep(self.client.clone(), services, self.cluster_dns) => match never {},
+            never = keep => match never {},
         }
     }
 }
@@ -127,7 +135,7 @@ mod tests {
     #[test]
     fn the_daemon_flags_become_a_server_on_the_cluster_dns_address() {
         let config = DnsComponentConfig {
-            cluster_dns: "10.43.0.10".parse().expect("ip"),
+            cluster_dns: vec!["10.43.0.10".parse().expect("ip")],
             cluster_domain: "example.internal".into(),
             resolv_conf: Some("/run/custom-resolv.conf".into()),
         };
@@ -137,7 +145,7 @@ mod tests {
             ["10.43.0.10:53".parse::<SocketAddr>().expect("addr")]
         );
         assert_eq!(dns.zone.domain, "example.internal");
-        assert_eq!(dns.zone.ns_addrs, [config.cluster_dns]);
+        assert_eq!(dns.zone.ns_addrs, config.cluster_dns);
         let Upstreams::ResolvConf { path, .. } = &dns.upstreams else {
             panic!("upstreams from a resolv.conf");
         };
@@ -152,6 +160,25 @@ mod tests {
         assert_eq!(path, PathBuf::from("/etc/resolv.conf"));
     }
 
+    #[test]
+    fn every_cluster_dns_address_is_listened_on_and_an_apex_ns_address() {
+        let config = DnsComponentConfig {
+            cluster_dns: vec![
+                "10.43.0.10".parse().expect("ip"),
+                "fd00:43::a".parse().expect("ip"),
+            ],
+            cluster_domain: "cluster.local".into(),
+            resolv_conf: None,
+        };
+        let dns = config.dns_config();
+        let want: Vec<SocketAddr> = vec![
+            "10.43.0.10:53".parse().expect("addr"),
+            "[fd00:43::a]:53".parse().expect("addr"),
+        ];
+        assert_eq!(dns.server.listen, want);
+        assert_eq!(dns.zone.ns_addrs, config.cluster_dns);
+    }
+
     fn assert_send<T: Send>(_: &T) {}
 
     /// The daemon boxes these futures into `BoxFuture<'static>` (Send).
@@ -163,7 +190,7 @@ mod tests {
         .expect("client");
         let reflectors = cluster::Reflectors::new(client);
         let config = DnsComponentConfig {
-            cluster_dns: "10.43.0.10".parse().expect("ip"),
+            cluster_dns: vec!["10.43.0.10".parse().expect("ip")],
             cluster_domain: "cluster.local".into(),
             resolv_conf: None,
         };
@@ -171,7 +198,7 @@ mod tests {
         let (tx, _rx) = watch::channel(false);
         assert_send(&component.run(&tx));
         assert_send(&run_component(config.clone(), &reflectors, tx.clone()));
-        assert_send(&crate::node_local::teardown(config.cluster_dns, true));
+        assert_send(&crate::node_local::teardown_all(&config.cluster_dns, true));
         assert_send(&crate::node_local::teardown_recorded(true));
         fn assert_sync<T: Send + Sync>(_: &T) {}
         assert_sync(&component);

@@ -1,5 +1,6 @@
 //! The kube-system/kube-dns Service: kubelets, tooling and users expect it
-//! with the cluster DNS address as ClusterIP. We create it when absent and
+//! with the cluster DNS address as ClusterIP (and, dual-stack, every
+//! cluster DNS address as its ClusterIPs). We create it when absent and
 //! never overwrite one that exists (a user's or K3s's own): a differing
 //! one is reported once.
 //!
@@ -34,8 +35,13 @@ fn port(name: &str, port: i32, protocol: &str) -> ServicePort {
     }
 }
 
-/// The Service we create (labels and ports as K3s's CoreDNS manifest).
-pub fn kube_dns_service(cluster_dns: IpAddr) -> Service {
+fn family(ip: &IpAddr) -> String {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }.into()
+}
+
+/// The Service we create for `cluster_dns` (the first address is the
+/// primary ClusterIP); labels and ports as K3s's CoreDNS manifest.
+pub fn kube_dns_service(cluster_dns: &[IpAddr]) -> Service {
     let labels = BTreeMap::from([
         ("k8s-app".to_string(), "kube-dns".to_string()),
         ("kubernetes.io/name".to_string(), "CoreDNS".to_string()),
@@ -44,10 +50,11 @@ pub fn kube_dns_service(cluster_dns: IpAddr) -> Service {
             "nodenet".to_string(),
         ),
     ]);
-    let family = if cluster_dns.is_ipv4() {
-        "IPv4"
+    let ips: Vec<String> = cluster_dns.iter().map(IpAddr::to_string).collect();
+    let policy = if ips.len() > 1 {
+        "RequireDualStack"
     } else {
-        "IPv6"
+        "SingleStack"
     };
     Service {
         metadata: ObjectMeta {
@@ -57,9 +64,10 @@ pub fn kube_dns_service(cluster_dns: IpAddr) -> Service {
             ..ObjectMeta::default()
         },
         spec: Some(ServiceSpec {
-            cluster_ip: Some(cluster_dns.to_string()),
-            cluster_ips: Some(vec![cluster_dns.to_string()]),
-            ip_families: Some(vec![family.into()]),
+            cluster_ip: ips.first().cloned(),
+            ip_families: Some(cluster_dns.iter().map(family).collect()),
+            ip_family_policy: Some(policy.into()),
+            cluster_ips: Some(ips),
             ports: Some(vec![
                 port("dns", 53, "UDP"),
                 port("dns-tcp", 53, "TCP"),
@@ -72,11 +80,25 @@ pub fn kube_dns_service(cluster_dns: IpAddr) -> Service {
 }
 
 /// Why an existing kube-dns Service does not match, if it does not.
-pub fn difference(svc: &Service, cluster_dns: IpAddr) -> Option<String> {
+pub fn difference(svc: &Service, cluster_dns: &[IpAddr]) -> Option<String> {
     let spec = svc.spec.as_ref()?;
     let ip = spec.cluster_ip.as_deref().unwrap_or("");
-    if ip.parse::<IpAddr>().ok() != Some(cluster_dns) {
-        return Some(format!("spec.clusterIP is {ip:?}, not {cluster_dns}"));
+    if ip.parse::<IpAddr>().ok().as_ref() != cluster_dns.first() {
+        return Some(format!(
+            "spec.clusterIP is {ip:?}, not {:?}",
+            cluster_dns.first()
+        ));
+    }
+    // An API server fills clusterIPs from clusterIP when absent.
+    let ips: Vec<Option<IpAddr>> = match &spec.cluster_ips {
+        Some(ips) => ips.iter().map(|ip| ip.parse().ok()).collect(),
+        None => vec![Some(*cluster_dns.first()?)],
+    };
+    if ips != cluster_dns.iter().copied().map(Some).collect::<Vec<_>>() {
+        return Some(format!(
+            "spec.clusterIPs is {:?}, not {cluster_dns:?}",
+            spec.cluster_ips.as_deref().unwrap_or_default()
+        ));
     }
     let ports = spec.ports.as_deref().unwrap_or_default();
     for proto in ["UDP", "TCP"] {
@@ -95,7 +117,7 @@ pub fn difference(svc: &Service, cluster_dns: IpAddr) -> Option<String> {
 pub(super) async fn keep(
     client: kube::Client,
     services: Shared<Service>,
-    cluster_dns: IpAddr,
+    cluster_dns: &[IpAddr],
 ) -> Infallible {
     let api: Api<Service> = Api::namespaced(client, KUBE_DNS_NAMESPACE);
     let key = ObjectRef::new(KUBE_DNS_NAME).within(KUBE_DNS_NAMESPACE);
@@ -124,13 +146,13 @@ pub(super) async fn keep(
     }
 }
 
-async fn create(api: &Api<Service>, cluster_dns: IpAddr) {
+async fn create(api: &Api<Service>, cluster_dns: &[IpAddr]) {
     match api
         .create(&PostParams::default(), &kube_dns_service(cluster_dns))
         .await
     {
         Ok(_) => {
-            tracing::info!(service = "kube-system/kube-dns", cluster_ip = %cluster_dns, "DNS: created the kube-dns Service")
+            tracing::info!(service = "kube-system/kube-dns", cluster_ips = ?cluster_dns, "DNS: created the kube-dns Service")
         }
         // Someone created it meanwhile: the next round compares it.
         Err(kube::Error::Api(e)) if e.code == 409 => {}
@@ -146,8 +168,8 @@ mod tests {
     #[test]
     fn our_service_has_the_address_and_both_dns_ports() {
         let ip: IpAddr = "10.43.0.10".parse().expect("ip");
-        let svc = kube_dns_service(ip);
-        assert_eq!(difference(&svc, ip), None);
+        let svc = kube_dns_service(&[ip]);
+        assert_eq!(difference(&svc, &[ip]), None);
         let spec = svc.spec.as_ref().expect("spec");
         assert!(spec.selector.is_none());
         let names: Vec<_> = spec
@@ -159,9 +181,37 @@ mod tests {
         assert_eq!(names, ["dns", "dns-tcp", "metrics"]);
         let other: IpAddr = "10.43.0.53".parse().expect("ip");
         assert!(
-            difference(&svc, other)
+            difference(&svc, &[other])
                 .expect("differs")
                 .contains("spec.clusterIP")
+        );
+    }
+
+    #[test]
+    fn a_dual_stack_service_has_every_address_in_order() {
+        let ips: [IpAddr; 2] = [
+            "10.43.0.10".parse().expect("ip"),
+            "fd00:43::a".parse().expect("ip"),
+        ];
+        let svc = kube_dns_service(&ips);
+        let spec = svc.spec.as_ref().expect("spec");
+        assert_eq!(spec.cluster_ip.as_deref(), Some("10.43.0.10"));
+        assert_eq!(
+            spec.cluster_ips.as_deref(),
+            Some(&["10.43.0.10".to_string(), "fd00:43::a".to_string()][..])
+        );
+        assert_eq!(
+            spec.ip_families.as_deref(),
+            Some(&["IPv4".to_string(), "IPv6".to_string()][..])
+        );
+        assert_eq!(spec.ip_family_policy.as_deref(), Some("RequireDualStack"));
+        assert_eq!(difference(&svc, &ips), None);
+        // A single-stack kube-dns Service is reported on a dual-stack node.
+        let single = kube_dns_service(&ips[..1]);
+        assert!(
+            difference(&single, &ips)
+                .expect("differs")
+                .contains("spec.clusterIPs")
         );
     }
 }

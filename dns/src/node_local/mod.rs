@@ -4,13 +4,14 @@
 //! Two pieces of kernel state, both in the current network namespace (the
 //! daemon runs in the node's):
 //!
-//! - the cluster DNS address as a /32 (/128) on `lo` (this kernel has no
+//! - each cluster DNS address (one per family on a dual-stack cluster)
+//!   as a /32 (/128) on `lo` (this kernel has no
 //!   dummy links). The kernel then delivers packets for it locally: a pod's
 //!   query arriving on `cni0` never reaches kube-proxy's DNAT (that only
 //!   applies to connections conntrack has seen, see below) and never
 //!   crosses the overlay;
 //! - nftables table `inet nodenet-dns` with `notrack` for UDP/TCP port 53
-//!   to and from that address, in `prerouting` and `output` chains at raw
+//!   to and from those addresses, in `prerouting` and `output` chains at raw
 //!   priority (-300, before conntrack at -200). Untracked packets skip
 //!   every NAT hook, so a kube-proxy DNAT rule for the kube-dns ClusterIP
 //!   cannot steal them, they use no conntrack entry (no table growth, no
@@ -42,7 +43,7 @@ mod table;
 use std::net::IpAddr;
 
 pub use addr::{ensure_address, remove_address};
-pub use table::{ensure_table, recorded_address, remove_table, table_script};
+pub use table::{ensure_table, recorded_addresses, remove_table, table_script};
 
 /// Setting up or removing the node-local state failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +75,18 @@ pub struct Changed {
 /// table. Idempotent: state that is already right is left untouched
 /// (rule handles and counters survive).
 pub async fn ensure(addr: IpAddr) -> Result<Changed, NodeLocalError> {
-    let table = blocking(move || ensure_table(addr)).await?;
-    let address = ensure_address(addr).await?;
+    ensure_all(&[addr]).await
+}
+
+/// [`ensure`] for every cluster DNS address at once: one table with the
+/// rules of each, and each address on `lo`.
+pub async fn ensure_all(addrs: &[IpAddr]) -> Result<Changed, NodeLocalError> {
+    let owned = addrs.to_vec();
+    let table = blocking(move || ensure_table(&owned)).await?;
+    let mut address = false;
+    for &addr in addrs {
+        address |= ensure_address(addr).await?;
+    }
     Ok(Changed { address, table })
 }
 
@@ -84,9 +95,16 @@ pub async fn ensure(addr: IpAddr) -> Result<Changed, NodeLocalError> {
 /// and our nftables table. Returns what was (or, with `dry_run`, would be)
 /// removed, for `nodenet cleanup` to print.
 pub async fn teardown(addr: IpAddr, dry_run: bool) -> Result<Vec<String>, NodeLocalError> {
+    teardown_all(&[addr], dry_run).await
+}
+
+/// [`teardown`] for several addresses (a dual-stack cluster DNS).
+pub async fn teardown_all(addrs: &[IpAddr], dry_run: bool) -> Result<Vec<String>, NodeLocalError> {
     let mut removed = Vec::new();
-    if remove_address(addr, dry_run).await? {
-        removed.push(format!("address {addr}/{} on lo", host_prefix(addr)));
+    for &addr in addrs {
+        if remove_address(addr, dry_run).await? {
+            removed.push(format!("address {addr}/{} on lo", host_prefix(addr)));
+        }
     }
     if blocking(move || remove_table(dry_run)).await? {
         removed.push(format!(
@@ -97,14 +115,15 @@ pub async fn teardown(addr: IpAddr, dry_run: bool) -> Result<Vec<String>, NodeLo
     Ok(removed)
 }
 
-/// [`teardown`] without knowing the configured address (cleanup run
-/// without the daemon's configuration): the address is read back from our
-/// own table's rules, so only an address we put there is removed.
+/// [`teardown`] without knowing the configured addresses (cleanup run
+/// without the daemon's configuration): they are read back from our own
+/// table's rules, so only addresses we put there are removed.
 pub async fn teardown_recorded(dry_run: bool) -> Result<Vec<String>, NodeLocalError> {
-    match blocking(recorded_address).await? {
-        Some(addr) => teardown(addr, dry_run).await,
-        None => Ok(Vec::new()),
+    let addrs = blocking(recorded_addresses).await?;
+    if addrs.is_empty() {
+        return Ok(Vec::new());
     }
+    teardown_all(&addrs, dry_run).await
 }
 
 /// /32 or /128.

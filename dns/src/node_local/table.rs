@@ -1,5 +1,5 @@
-//! nftables table `inet nodenet-dns`: notrack for DNS to and from the
-//! cluster DNS address.
+//! nftables table `inet nodenet-dns`: notrack for DNS to and from every
+//! cluster DNS address (one per family on a dual-stack cluster).
 
 use std::net::IpAddr;
 
@@ -49,18 +49,31 @@ fn rule_text(addr: IpAddr, rule: &Rule) -> String {
     format!("{fam} {dir} {addr} meta l4proto {{ tcp, udp }} th {port} 53 counter notrack")
 }
 
+/// The rules of one chain, in the order nft lists them.
+fn chain_rules(chain: &str, addrs: &[IpAddr]) -> Vec<String> {
+    addrs
+        .iter()
+        .flat_map(|&addr| {
+            RULES
+                .iter()
+                .filter(move |r| r.chain == chain)
+                .map(move |r| rule_text(addr, r))
+        })
+        .collect()
+}
+
 /// The whole table as one atomic `nft -f` transaction that replaces any
 /// previous version (the leading `table` makes the `delete` valid when
 /// the table does not exist yet).
-pub fn table_script(addr: IpAddr) -> String {
+pub fn table_script(addrs: &[IpAddr]) -> String {
     let t = format!("{NFT_DNS_FAMILY} {NFT_DNS_TABLE}");
     let mut s = format!("table {t}\ndelete table {t}\ntable {t} {{\n");
     for chain in CHAINS {
         s.push_str(&format!(
             "  chain {chain} {{\n    type filter hook {chain} priority raw; policy accept;\n"
         ));
-        for rule in RULES.iter().filter(|r| r.chain == chain) {
-            s.push_str(&format!("    {}\n", rule_text(addr, rule)));
+        for rule in chain_rules(chain, addrs) {
+            s.push_str(&format!("    {rule}\n"));
         }
         s.push_str("  }\n");
     }
@@ -70,12 +83,15 @@ pub fn table_script(addr: IpAddr) -> String {
 
 /// Installs the table unless it already has exactly our chains and
 /// rules; returns whether it was (re)written.
-pub fn ensure_table(addr: IpAddr) -> Result<bool, NftError> {
+pub fn ensure_table(addrs: &[IpAddr]) -> Result<bool, NftError> {
     let current = nft::table_json(NFT_DNS_FAMILY, NFT_DNS_TABLE)?;
-    if current.as_ref().is_some_and(|v| shape(v) == expected(addr)) {
+    if current
+        .as_ref()
+        .is_some_and(|v| shape(v) == expected(addrs))
+    {
         return Ok(false);
     }
-    nft::apply(&table_script(addr))?;
+    nft::apply(&table_script(addrs))?;
     Ok(true)
 }
 
@@ -87,21 +103,32 @@ pub fn remove_table(dry_run: bool) -> Result<bool, NftError> {
     nft::delete_table(NFT_DNS_FAMILY, NFT_DNS_TABLE)
 }
 
-/// The address our table was written for (from its prerouting rule).
-pub fn recorded_address() -> Result<Option<IpAddr>, NftError> {
+/// The addresses our table was written for (from its prerouting rules),
+/// in rule order; empty without the table.
+pub fn recorded_addresses() -> Result<Vec<IpAddr>, NftError> {
     let Some(json) = nft::table_json(NFT_DNS_FAMILY, NFT_DNS_TABLE)? else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    let found = items(&json, "rule")
+    Ok(addresses_in(&json))
+}
+
+fn addresses_in(json: &Value) -> Vec<IpAddr> {
+    let mut found: Vec<IpAddr> = Vec::new();
+    let daddrs = items(json, "rule")
         .filter(|r| r["chain"] == "prerouting")
         .flat_map(|r| r["expr"].as_array().into_iter().flatten())
-        .find_map(|e| {
+        .filter_map(|e| {
             let m = &e["match"];
             let field = m["left"]["payload"]["field"].as_str()?;
             (field == "daddr").then_some(())?;
             m["right"].as_str()?.parse::<IpAddr>().ok()
         });
-    Ok(found)
+    for addr in daddrs {
+        if !found.contains(&addr) {
+            found.push(addr);
+        }
+    }
+    found
 }
 
 fn items<'a>(json: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
@@ -116,14 +143,18 @@ fn items<'a>(json: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> 
 /// without handles and counter values.
 type Shape = (Vec<String>, Vec<(String, String)>);
 
-fn expected(addr: IpAddr) -> Shape {
+fn expected(addrs: &[IpAddr]) -> Shape {
     let chains = CHAINS
         .iter()
         .map(|c| format!("{c} filter {c} -300 accept"))
         .collect();
-    let rules = RULES
+    let rules = CHAINS
         .iter()
-        .map(|r| (r.chain.to_string(), rule_text(addr, r)))
+        .flat_map(|&c| {
+            chain_rules(c, addrs)
+                .into_iter()
+                .map(|r| (c.to_string(), r))
+        })
         .collect();
     (chains, rules)
 }
@@ -200,13 +231,43 @@ mod tests {
 
     #[test]
     fn script_replaces_the_table_atomically_with_raw_priority_chains() {
-        let s = table_script("10.43.0.10".parse().expect("ip"));
+        let s = table_script(&["10.43.0.10".parse().expect("ip")]);
         assert!(s.starts_with("table inet nodenet-dns\ndelete table inet nodenet-dns\n"));
         assert_eq!(s.matches("priority raw").count(), 2);
         assert!(s.contains("ip daddr 10.43.0.10 meta l4proto { tcp, udp } th dport 53"));
         assert!(s.contains("ip saddr 10.43.0.10 meta l4proto { tcp, udp } th sport 53"));
-        let v6 = table_script("fd00:43::a".parse().expect("ip"));
+        let v6 = table_script(&["fd00:43::a".parse().expect("ip")]);
         assert!(v6.contains("ip6 daddr fd00:43::a "));
+    }
+
+    #[test]
+    fn a_dual_stack_table_has_every_rule_for_each_address() {
+        let addrs: [IpAddr; 2] = [
+            "10.43.0.10".parse().expect("ip"),
+            "fd00:43::a".parse().expect("ip"),
+        ];
+        let s = table_script(&addrs);
+        assert_eq!(s.matches("notrack").count(), 6);
+        for word in [
+            "ip daddr 10.43.0.10 ",
+            "ip6 daddr fd00:43::a ",
+            "ip6 saddr fd00:43::a ",
+        ] {
+            assert!(s.contains(word), "{word} missing from\n{s}");
+        }
+        let (_, rules) = expected(&addrs);
+        let chains: Vec<&str> = rules.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(
+            chains,
+            [
+                "prerouting",
+                "prerouting",
+                "output",
+                "output",
+                "output",
+                "output"
+            ]
+        );
     }
 
     #[test]
@@ -221,8 +282,12 @@ mod tests {
         )
         .expect("json");
         let (chains, rules) = shape(&json);
-        let (want_chains, want_rules) = expected("10.43.0.10".parse().expect("ip"));
+        let (want_chains, want_rules) = expected(&["10.43.0.10".parse().expect("ip")]);
         assert_eq!(chains[0], want_chains[0]);
         assert_eq!(rules[0], want_rules[0]);
+        assert_eq!(
+            addresses_in(&json),
+            ["10.43.0.10".parse::<IpAddr>().expect("ip")]
+        );
     }
 }
