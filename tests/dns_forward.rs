@@ -3,7 +3,8 @@
 //! the underlay, see `lab::upstream`) over UDP and TCP, NXDOMAIN stays
 //! NXDOMAIN, a truncated answer is completed over TCP, the cache keeps
 //! answering through an upstream outage, and a resolv.conf that names the
-//! cluster DNS address itself is not looped on.
+//! cluster DNS address itself is not looped on; when it names nothing else,
+//! cluster names are still served.
 
 mod common;
 
@@ -102,6 +103,7 @@ async fn pods_resolve_external_names_through_the_node_upstream() {
     }
     cache_hits_counted(&lab).await;
     cache_survives_an_upstream_outage(&lab).await;
+    only_ourselves_as_upstream(&lab, &resolv).await;
 
     teardown(lab).await;
     root.assert_unchanged();
@@ -210,4 +212,29 @@ async fn wait_serving(lab: &Lab, pod: &str) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// node-1 restarts with a resolv.conf naming only the cluster DNS address:
+/// it serves cluster names, answers SERVFAIL for the rest without asking
+/// anyone (not even itself), while node-2 still forwards.
+async fn only_ourselves_as_upstream(lab: &Lab, resolv: &std::path::Path) {
+    lab.start_upstream_dns()
+        .await
+        .expect("upstream dnsmasq starts again");
+    std::fs::write(resolv, format!("nameserver {CLUSTER_DNS}\n")).expect("write resolv.conf");
+    lab.restart_nodenet("node-1")
+        .await
+        .expect("restart nodenet");
+    wait_serving(lab, "c1").await;
+    let before = metrics(lab, "node-1").await;
+    let out = dig(lab, "c1", &[upstream::WWW.0, "A"]).await;
+    assert!(out.contains("status: SERVFAIL"), "c1:\n{out}");
+    let after = metrics(lab, "node-1").await;
+    let asked = |body: &str| metric_sum(body, "nodenet_dns_upstream_queries_total");
+    assert_eq!(asked(&after), asked(&before), "node-1 asked an upstream");
+    let www = upstream::WWW.1.to_string();
+    assert_eq!(
+        short(lab, "c2", &[upstream::WWW.0, "A"]).await,
+        [www.as_str()]
+    );
 }

@@ -86,12 +86,6 @@ pub enum DnsError {
     /// `zone.domain` is not a valid domain name.
     #[error("cluster domain: {0}")]
     Domain(#[from] NameError),
-    /// No upstream could be read (or all were ourselves).
-    #[error("upstreams: {0}")]
-    Upstreams(#[from] resolv::ResolvError),
-    /// `Upstreams::Static` pointed only at ourselves.
-    #[error("every static upstream is one of our own listen addresses: {0:?}")]
-    OnlySelf(Vec<SocketAddr>),
     #[error(transparent)]
     Bind(#[from] ServerError),
     /// The node-local address or notrack table could not be set up.
@@ -113,7 +107,7 @@ pub async fn run(
 ) -> Result<(), DnsError> {
     let zone = Arc::new(Zone::new(&config.zone)?);
     let forward = ForwardConfig {
-        upstreams: upstreams(config)?,
+        upstreams: upstreams(config),
         ..config.forward.clone()
     };
     let table = Arc::new(ArcSwap::from_pointee(Table::new(zone.clone())));
@@ -130,19 +124,30 @@ pub async fn run(
     }
 }
 
-fn upstreams(config: &DnsConfig) -> Result<Vec<SocketAddr>, DnsError> {
+/// The upstream servers, without ourselves. With none left (resolv.conf
+/// unreadable, empty, or naming only our own addresses) the cluster zone is
+/// still served and every other name gets SERVFAIL: failing the component
+/// instead would take cluster names down with it.
+fn upstreams(config: &DnsConfig) -> Vec<SocketAddr> {
     let listen = &config.server.listen;
-    match &config.upstreams {
+    let found = match &config.upstreams {
         Upstreams::ResolvConf {
             path,
             systemd_resolved,
-        } => Ok(resolv::load(path, systemd_resolved, listen)?),
+        } => resolv::load(path, systemd_resolved, listen).map_err(|e| e.to_string()),
         Upstreams::Static(list) => {
             let (kept, skipped) = resolv::without_self(list.clone(), listen);
-            if kept.is_empty() && !skipped.is_empty() {
-                return Err(DnsError::OnlySelf(skipped));
+            if kept.is_empty() {
+                Err(format!(
+                    "no static upstream left (skipped as our own: {skipped:?})"
+                ))
+            } else {
+                Ok(kept)
             }
-            Ok(kept)
         }
-    }
+    };
+    found.unwrap_or_else(|why| {
+        tracing::error!(%why, "no upstream DNS server: cluster names are served, other names get SERVFAIL");
+        Vec::new()
+    })
 }
