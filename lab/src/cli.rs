@@ -33,6 +33,9 @@ pub enum Command {
         /// Extra argument for every `nodenet run` (repeatable).
         #[arg(long = "nodenet-arg", allow_hyphen_values = true)]
         nodenet_args: Vec<String>,
+        /// IPv6 too: underlay fd30::/64, pod networks 10.42.0.0/16 and fd42::/56.
+        #[arg(long)]
+        dual_stack: bool,
     },
     /// Run a lab in the foreground until SIGTERM/SIGINT (what `up` starts).
     Serve {
@@ -42,6 +45,8 @@ pub enum Command {
         name: String,
         #[arg(long = "nodenet-arg", allow_hyphen_values = true)]
         nodenet_args: Vec<String>,
+        #[arg(long)]
+        dual_stack: bool,
     },
     /// Remove every namespace, process and file of a lab.
     Down {
@@ -94,19 +99,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             nodes,
             name,
             nodenet_args,
-        } => up(nodes, &name, &nodenet_args).map(|()| 0),
+            dual_stack,
+        } => {
+            let shape = Shape {
+                nodes,
+                dual_stack,
+                nodenet_args,
+            };
+            up(&shape, &name).map(|()| 0)
+        }
         Command::Serve {
             nodes,
             name,
             nodenet_args,
-        } => serve(nodes, &name, nodenet_args).await.map(|()| 0),
+            dual_stack,
+        } => {
+            let shape = Shape {
+                nodes,
+                dual_stack,
+                nodenet_args,
+            };
+            serve(shape, &name).await.map(|()| 0)
+        }
         Command::Down { name } => down(&name).map(|()| 0),
         Command::Exec { name, target, argv } => exec(&name, &target, &argv).await,
         Command::Status => status().map(|()| 0),
     }
 }
 
-fn up(nodes: usize, name: &str, extra: &[String]) -> anyhow::Result<()> {
+/// What `up` and `serve` build.
+struct Shape {
+    nodes: usize,
+    dual_stack: bool,
+    nodenet_args: Vec<String>,
+}
+
+fn up(shape: &Shape, name: &str) -> anyhow::Result<()> {
+    let nodes = shape.nodes;
     let prefix = prefix_for(name);
     if let Some(st) = read_state(&prefix).filter(serve_alive) {
         bail!(
@@ -121,7 +150,7 @@ fn up(nodes: usize, name: &str, extra: &[String]) -> anyhow::Result<()> {
     let dirs = LabDirs::for_prefix(&prefix);
     std::fs::create_dir_all(LAB_ROOT)?;
     let started = Instant::now();
-    let mut child = spawn_serve(nodes, name, extra, &dirs)?;
+    let mut child = spawn_serve(shape, name, &dirs)?;
     loop {
         if let Some(st) = read_state(&prefix) {
             println!(
@@ -141,20 +170,18 @@ fn up(nodes: usize, name: &str, extra: &[String]) -> anyhow::Result<()> {
     }
 }
 
-fn spawn_serve(
-    nodes: usize,
-    name: &str,
-    extra: &[String],
-    dirs: &LabDirs,
-) -> anyhow::Result<std::process::Child> {
+fn spawn_serve(shape: &Shape, name: &str, dirs: &LabDirs) -> anyhow::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dirs.serve_log())?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.args(["serve", "--nodes", &nodes.to_string(), "--name", name]);
-    for a in extra {
+    cmd.args(["serve", "--nodes", &shape.nodes.to_string(), "--name", name]);
+    if shape.dual_stack {
+        cmd.arg("--dual-stack");
+    }
+    for a in &shape.nodenet_args {
         cmd.arg(format!("--nodenet-arg={a}"));
     }
     cmd.stdin(std::process::Stdio::null())
@@ -170,9 +197,11 @@ fn spawn_serve(
     Ok(cmd.spawn()?)
 }
 
-async fn serve(nodes: usize, name: &str, extra: Vec<String>) -> anyhow::Result<()> {
+async fn serve(shape: Shape, name: &str) -> anyhow::Result<()> {
+    let nodes = shape.nodes;
     let mut cfg = LabConfig::from_target_dir(nodes)?;
-    cfg.nodenet_args = extra;
+    cfg.nodenet_args = shape.nodenet_args;
+    cfg.dual_stack = shape.dual_stack;
     let prefix = prefix_for(name);
     let lab = Lab::up_with_prefix(cfg, &prefix).await?;
     let pid = std::process::id();

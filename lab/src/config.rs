@@ -16,7 +16,18 @@ pub struct LabConfig {
     /// Address ranges the API server allocates from (a small
     /// `node_cidr_prefix` lets a test exhaust a node's pod subnet).
     pub api: crate::apiserver::ApiServerConfig,
+    /// Dual-stack: an IPv6 underlay beside the IPv4 one, Nodes with both
+    /// InternalIPs and both podCIDRs, and nodenet run with
+    /// `--cluster-cidr` [`DUAL_STACK_CLUSTER_CIDRS`] and both `--node-ip`s.
+    /// Off by default: the lab is IPv4 only.
+    pub dual_stack: bool,
 }
+
+/// The pod networks of a dual-stack lab: nodenet's default IPv4 network and
+/// a ULA /56, of which each node gets a /64 (K3s's default mask).
+pub const DUAL_STACK_CLUSTER_CIDRS: &str = "10.42.0.0/16,fd42::/56";
+/// The IPv6 part of [`DUAL_STACK_CLUSTER_CIDRS`].
+pub const DUAL_STACK_CLUSTER_CIDR_V6: &str = "fd42::/56";
 
 /// The binaries were not found.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +77,24 @@ impl LabConfig {
             workload_bin: find("nodenet-workload", "NODENET_WORKLOAD_BIN")?,
             nodenet_args: Vec::new(),
             api: crate::apiserver::ApiServerConfig::default(),
+            dual_stack: false,
         })
+    }
+
+    /// The same configuration made dual-stack (see [`LabConfig::dual_stack`]).
+    pub fn with_dual_stack(mut self) -> Self {
+        self.dual_stack = true;
+        self
+    }
+
+    /// What the API server allocates from: `api`, and in a dual-stack lab
+    /// an IPv6 pod range too ([`DUAL_STACK_CLUSTER_CIDR_V6`] unless `api`
+    /// names one).
+    pub fn api_config(&self) -> crate::apiserver::ApiServerConfig {
+        let mut api = self.api.clone();
+        if self.dual_stack && api.cluster_cidr_v6.is_none() {
+            api.cluster_cidr_v6 = DUAL_STACK_CLUSTER_CIDR_V6.parse().ok();
+        }
+        api
     }
 }

@@ -87,7 +87,7 @@ impl Lab {
         let shared = Arc::new(Shared {
             prefix: prefix.to_string(),
             dirs: LabDirs::for_prefix(prefix),
-            topo: Topology::plan(prefix, cfg.nodes),
+            topo: plan_topology(prefix, &cfg),
             registry: Arc::new(ProcRegistry::new(LabDirs::for_prefix(prefix).pids())),
             cfg,
             api_addr: Mutex::new(None),
@@ -401,7 +401,7 @@ async fn start(shared: Arc<Shared>) -> anyhow::Result<()> {
     let api_addr = start_api_server(&shared).await?;
     let client = client_for(api_addr)?;
     for node in &shared.topo.nodes {
-        kubelet::node::register(&client, &node.name, topology::node_ip(node))
+        kubelet::node::register(&client, &node.name, &topology::node_ips(node))
             .await
             .with_context(|| format!("registering Node {}", node.name))?;
     }
@@ -414,7 +414,7 @@ async fn start(shared: Arc<Shared>) -> anyhow::Result<()> {
         tokio::spawn(kubelet::node::heartbeat(
             client.clone(),
             node.name.clone(),
-            ctx.node_ip,
+            ctx.node_ips.clone(),
             conf,
         ));
         tokio::spawn(kubelet::run(Arc::new(ctx)));
@@ -452,6 +452,16 @@ async fn watch_nodenet(shared: Arc<Shared>) {
     }
 }
 
+/// The lab's network: IPv4, plus IPv6 in a dual-stack lab.
+fn plan_topology(prefix: &str, cfg: &LabConfig) -> Topology {
+    let topo = Topology::plan(prefix, cfg.nodes);
+    if cfg.dual_stack {
+        topo.with_ipv6()
+    } else {
+        topo
+    }
+}
+
 fn prepare_dirs(shared: &Shared) -> anyhow::Result<()> {
     let d = &shared.dirs;
     std::fs::create_dir_all(d.bin()).with_context(|| format!("creating {}", d.bin().display()))?;
@@ -477,7 +487,7 @@ fn prepare_dirs(shared: &Shared) -> anyhow::Result<()> {
 /// Binds 127.0.0.1:0 in the root namespace and 172.30.0.1:6443 in the
 /// underlay, writes both kubeconfigs, and serves on both.
 async fn start_api_server(shared: &Shared) -> anyhow::Result<SocketAddr> {
-    let server = ApiServer::new(shared.cfg.api.clone());
+    let server = ApiServer::new(shared.cfg.api_config());
     let root = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding the API server on 127.0.0.1")?;
@@ -511,6 +521,7 @@ fn node_ctx(shared: &Shared, node: &topology::NodeNet, client: kube::Client) -> 
         prefix: shared.prefix.clone(),
         node_name: node.name.clone(),
         node_ip: topology::node_ip(node),
+        node_ips: topology::node_ips(node),
         node_netns: node.netns.clone(),
         dirs: shared.dirs.clone(),
         cni: CniRuntime {
@@ -534,7 +545,11 @@ fn nodenet_spec(shared: &Shared, node: &str) -> anyhow::Result<NodenetSpec> {
         bin: shared.cfg.nodenet_bin.clone(),
         kubeconfig: shared.dirs.underlay_kubeconfig(),
         node_name: n.name.clone(),
-        node_ip: topology::node_ip(n),
+        node_ips: topology::node_ips(n),
+        cluster_cidrs: shared
+            .cfg
+            .dual_stack
+            .then(|| crate::config::DUAL_STACK_CLUSTER_CIDRS.to_string()),
         netns: n.netns.clone(),
         dirs: shared.dirs.node(&n.name),
         extra_args: shared.cfg.nodenet_args.clone(),
@@ -554,9 +569,6 @@ fn restart_blocking(shared: &Shared, node: &str) -> anyhow::Result<()> {
     if let Some(mut child) = lock(&shared.nodenet).remove(node) {
         nodenet::stop(&mut child, &shared.registry, STOP_GRACE);
     }
-    if let Some(upstream) = lock(&shared.upstream).take() {
-        upstream.stop(&shared.registry);
-    }
     spawn_nodenet(shared, node)
 }
 
@@ -570,6 +582,9 @@ fn teardown(shared: &Shared, runtime: Option<tokio::runtime::Runtime>) -> Vec<St
     }
     for (_, mut child) in std::mem::take(&mut *lock(&shared.nodenet)) {
         nodenet::stop(&mut child, &shared.registry, STOP_GRACE);
+    }
+    if let Some(upstream) = lock(&shared.upstream).take() {
+        upstream.stop(&shared.registry);
     }
     teardown_by_prefix(&shared.prefix, &shared.registry.entries())
 }

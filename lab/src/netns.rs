@@ -122,6 +122,16 @@ where
     }
 }
 
+/// Writes sysctl `key` (a path under /proc/sys, e.g.
+/// `net/ipv6/conf/all/accept_dad`) inside the named lab namespace: the
+/// `net` tree under /proc/sys belongs to the network namespace of the
+/// thread that opens it, so a thread that joined `name` writes there only.
+pub fn sysctl(name: &str, key: &str, value: &str) -> Result<(), NetnsError> {
+    let file = Path::new("/proc/sys").join(key);
+    let value = value.to_string();
+    run_in(&path(name), move || std::fs::write(&file, value))
+}
+
 /// How a child process enters the lab: a network namespace, a private mount
 /// namespace (so bind mounts and a namespace-local /sys stay private), bind
 /// mounts such as a pod's resolv.conf, and optionally its own UTS hostname.

@@ -18,7 +18,10 @@ pub struct NodenetSpec {
     pub bin: PathBuf,
     pub kubeconfig: PathBuf,
     pub node_name: String,
-    pub node_ip: IpAddr,
+    /// `--node-ip`: IPv4, and IPv6 too in a dual-stack lab.
+    pub node_ips: Vec<IpAddr>,
+    /// `--cluster-cidr`, when not nodenet's default (a dual-stack lab).
+    pub cluster_cidrs: Option<String>,
     pub netns: String,
     pub dirs: NodeDirs,
     pub extra_args: Vec<String>,
@@ -35,7 +38,7 @@ impl NodenetSpec {
             "--node-name".into(),
             self.node_name.clone(),
             "--node-ip".into(),
-            self.node_ip.to_string(),
+            self.node_ip_arg(),
             "--data-dir".into(),
             p(&self.dirs.data),
             "--run-dir".into(),
@@ -47,15 +50,26 @@ impl NodenetSpec {
             "--metrics-addr".into(),
             METRICS_ADDR.into(),
         ];
-        if !self
-            .extra_args
-            .iter()
-            .any(|a| a.starts_with("--resolv-conf"))
-        {
+        if !self.has_extra("--resolv-conf") {
             args.extend(["--resolv-conf".into(), p(&self.upstream_resolv_conf())]);
+        }
+        if let Some(cidrs) = self.cluster_cidrs.as_ref()
+            && !self.has_extra("--cluster-cidr")
+        {
+            args.extend(["--cluster-cidr".into(), cidrs.clone()]);
         }
         args.extend(self.extra_args.iter().cloned());
         args
+    }
+
+    /// Whether the test's extra arguments set `flag` themselves.
+    fn has_extra(&self, flag: &str) -> bool {
+        self.extra_args.iter().any(|a| a.starts_with(flag))
+    }
+
+    fn node_ip_arg(&self) -> String {
+        let ips: Vec<String> = self.node_ips.iter().map(ToString::to_string).collect();
+        ips.join(",")
     }
 
     /// The upstream resolvers of the node's DNS: the underlay gateway, inside

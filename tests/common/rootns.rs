@@ -22,6 +22,9 @@ const SYSCTLS: &[&str] = &[
     "net/ipv4/ip_forward",
     "net/ipv6/conf/all/forwarding",
     "net/ipv4/conf/all/route_localnet",
+    // The dual-stack lab turns DAD off, in its own namespaces only.
+    "net/ipv6/conf/all/accept_dad",
+    "net/ipv6/conf/default/accept_dad",
 ];
 
 impl RootNs {

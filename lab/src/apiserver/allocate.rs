@@ -259,43 +259,105 @@ impl Allocator {
             })
     }
 
+    /// podCIDR blocks: one per configured pool (the cluster CIDR, then the
+    /// IPv6 one of a dual-stack lab), each either requested (in
+    /// spec.podCIDR or spec.podCIDRs), kept from before (immutable) or the
+    /// first free block. spec.podCIDR is the first pool's.
     fn assign_node(&mut self, node: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
         let name = meta::name(node).to_string();
         let kept = old.map(node_cidrs).unwrap_or_default();
-        let requested = node
-            .pointer("/spec/podCIDR")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let cidr = match (requested.as_str(), kept.first()) {
-            ("", Some(k)) => *k,
-            ("", None) => self.free_pod_cidr(&name)?,
-            (r, Some(k)) if r == k.to_string() => *k,
-            (_, Some(_)) => {
-                return Err(ApiError::invalid(
-                    "Node",
-                    &name,
-                    "spec.podCIDR",
-                    "field is immutable once set",
-                ));
-            }
-            (r, None) => self.check_pod_cidr(r, &name)?,
-        };
-        self.pod_cidrs.insert(cidr);
+        let requested = requested_cidrs(node);
+        let pools = self.pools();
+        self.reject_unpooled(&requested, &pools, &name)?;
+        let mut cidrs = Vec::new();
+        for pool in &pools {
+            let cidr = self.pool_cidr(pool, &kept, &requested, &name)?;
+            self.pod_cidrs.insert(cidr);
+            cidrs.push(cidr.to_string());
+        }
         let spec = spec_mut(node);
-        spec.insert("podCIDR".into(), json!(cidr.to_string()));
-        spec.insert("podCIDRs".into(), json!([cidr.to_string()]));
+        spec.insert("podCIDR".into(), json!(cidrs[0]));
+        spec.insert("podCIDRs".into(), json!(cidrs));
         Ok(())
     }
 
-    fn check_pod_cidr(&self, requested: &str, name: &str) -> Result<IpNet, ApiError> {
-        let invalid = |msg: String| ApiError::invalid("Node", name, "spec.podCIDR", msg);
+    /// A requested podCIDR that is no CIDR, or of a family no pool has,
+    /// is refused with the primary pool's message (it names the field).
+    fn reject_unpooled(
+        &self,
+        requested: &[String],
+        pools: &[Pool],
+        name: &str,
+    ) -> Result<(), ApiError> {
+        for (i, text) in requested.iter().enumerate() {
+            let pooled = text
+                .parse::<IpNet>()
+                .is_ok_and(|c| pools.iter().any(|p| same_family(&p.cluster, &c)));
+            if !pooled {
+                let field = if i == 0 {
+                    "spec.podCIDR"
+                } else {
+                    "spec.podCIDRs"
+                };
+                self.check_pod_cidr(text, name, &pools[0].with_field(field))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn pools(&self) -> Vec<Pool> {
+        let primary = Pool {
+            cluster: self.config.cluster_cidr,
+            prefix: self.config.node_cidr_prefix,
+            field: "spec.podCIDR",
+        };
+        let secondary = self
+            .config
+            .cluster_cidr_v6
+            .filter(|v6| !same_family(v6, &primary.cluster))
+            .map(|cluster| Pool {
+                cluster,
+                prefix: self.config.node_cidr_prefix_v6,
+                field: "spec.podCIDRs",
+            });
+        std::iter::once(primary).chain(secondary).collect()
+    }
+
+    /// The block of one pool for this node.
+    fn pool_cidr(
+        &self,
+        pool: &Pool,
+        kept: &[IpNet],
+        requested: &[String],
+        name: &str,
+    ) -> Result<IpNet, ApiError> {
+        let kept = kept.iter().find(|k| same_family(k, &pool.cluster));
+        let requested = requested.iter().find(|r| {
+            r.parse::<IpNet>()
+                .is_ok_and(|c| same_family(&c, &pool.cluster))
+        });
+        match (requested, kept) {
+            (None, Some(k)) => Ok(*k),
+            (None, None) => self.free_pod_cidr(name, pool),
+            (Some(r), Some(k)) if *r == k.to_string() => Ok(*k),
+            (Some(_), Some(_)) => Err(ApiError::invalid(
+                "Node",
+                name,
+                pool.field,
+                "field is immutable once set",
+            )),
+            (Some(r), None) => self.check_pod_cidr(r, name, pool),
+        }
+    }
+
+    fn check_pod_cidr(&self, requested: &str, name: &str, pool: &Pool) -> Result<IpNet, ApiError> {
+        let invalid = |msg: String| ApiError::invalid("Node", name, pool.field, msg);
         let cidr: IpNet = requested.parse().map_err(|_| {
             invalid(format!(
                 "{requested:?}: must be a CIDR such as 10.42.3.0/24"
             ))
         })?;
-        let cluster = self.config.cluster_cidr;
+        let cluster = pool.cluster;
         if !cluster.contains(&cidr) || cidr.trunc() != cidr {
             return Err(invalid(format!(
                 "{requested}: must be a network inside the cluster CIDR {cluster}"
@@ -313,20 +375,16 @@ impl Allocator {
         Ok(cidr)
     }
 
-    fn free_pod_cidr(&self, name: &str) -> Result<IpNet, ApiError> {
+    fn free_pod_cidr(&self, name: &str, pool: &Pool) -> Result<IpNet, ApiError> {
         let no_room = || {
             ApiError::invalid(
                 "Node",
                 name,
-                "spec.podCIDR",
+                pool.field,
                 "no free podCIDR block left in the cluster CIDR",
             )
         };
-        let blocks = self
-            .config
-            .cluster_cidr
-            .subnets(self.config.node_cidr_prefix)
-            .map_err(|_| no_room())?;
+        let blocks = pool.cluster.subnets(pool.prefix).map_err(|_| no_room())?;
         blocks
             .take(1 << 20)
             .find(|b| {
@@ -337,6 +395,43 @@ impl Allocator {
             })
             .ok_or_else(no_room)
     }
+}
+
+/// A range node podCIDRs are carved from.
+#[derive(Debug, Clone, Copy)]
+struct Pool {
+    cluster: IpNet,
+    /// Prefix length of each node's block.
+    prefix: u8,
+    /// The field an error about this pool names.
+    field: &'static str,
+}
+
+impl Pool {
+    fn with_field(self, field: &'static str) -> Pool {
+        Pool { field, ..self }
+    }
+}
+
+fn same_family(a: &IpNet, b: &IpNet) -> bool {
+    a.addr().is_ipv6() == b.addr().is_ipv6()
+}
+
+/// spec.podCIDR then spec.podCIDRs, non-empty, each once.
+fn requested_cidrs(node: &Value) -> Vec<String> {
+    let one = node.pointer("/spec/podCIDR").into_iter();
+    let many = node
+        .pointer("/spec/podCIDRs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    let mut out: Vec<String> = Vec::new();
+    for text in one.chain(many).filter_map(Value::as_str) {
+        if !text.is_empty() && !out.iter().any(|t| t == text) {
+            out.push(text.to_string());
+        }
+    }
+    out
 }
 
 enum ServiceIp {
@@ -526,6 +621,57 @@ mod tests {
         let mut n4 = node("node-4", json!({}));
         a.assign(nodes(), &mut n4, None).expect("reuses");
         assert_eq!(n4["spec"]["podCIDR"], "10.42.0.0/24");
+    }
+
+    #[test]
+    fn dual_stack_nodes_get_one_block_per_family() {
+        let config = ApiServerConfig {
+            cluster_cidr_v6: Some("fd42::/56".parse().expect("cidr")),
+            ..ApiServerConfig::default()
+        };
+        let mut a = Allocator::new(config);
+        let mut n1 = node("node-1", json!({}));
+        a.assign(nodes(), &mut n1, None).expect("first");
+        assert_eq!(n1["spec"]["podCIDR"], "10.42.0.0/24");
+        assert_eq!(n1["spec"]["podCIDRs"], json!(["10.42.0.0/24", "fd42::/64"]));
+        let requested =
+            json!({"podCIDR": "10.42.7.0/24", "podCIDRs": ["10.42.7.0/24", "fd42:0:0:7::/64"]});
+        let mut n2 = node("node-2", requested);
+        a.assign(nodes(), &mut n2, None).expect("requested");
+        assert_eq!(
+            n2["spec"]["podCIDRs"],
+            json!(["10.42.7.0/24", "fd42:0:0:7::/64"])
+        );
+        // Only an IPv4 block requested: the IPv6 one is allocated.
+        let mut n3 = node("node-3", json!({"podCIDR": "10.42.8.0/24"}));
+        a.assign(nodes(), &mut n3, None).expect("v4 requested");
+        assert_eq!(
+            n3["spec"]["podCIDRs"],
+            json!(["10.42.8.0/24", "fd42:0:0:1::/64"])
+        );
+        // Kept across an update that does not repeat them.
+        let mut again = node("node-1", json!({}));
+        a.assign(nodes(), &mut again, Some(&n1)).expect("update");
+        assert_eq!(again["spec"]["podCIDRs"], n1["spec"]["podCIDRs"]);
+        for bad in [
+            json!(["10.42.9.0/24", "fd99::/64"]),
+            json!(["10.42.9.0/24", "fd42:0:0:7::/64"]),
+        ] {
+            let mut n = node("node-x", json!({"podCIDRs": bad}));
+            let err = a.assign(nodes(), &mut n, None).expect_err("bad v6");
+            assert!(
+                matches!(err, ApiError::Invalid { ref field, .. } if field == "spec.podCIDRs"),
+                "{err:?}"
+            );
+        }
+        let mut changed = node(
+            "node-1",
+            json!({"podCIDRs": ["10.42.0.0/24", "fd42:0:0:9::/64"]}),
+        );
+        let err = a
+            .assign(nodes(), &mut changed, Some(&n1))
+            .expect_err("immutable");
+        assert!(err.to_string().contains("immutable"), "{err}");
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //! (treated as Background); subresources other than status and pods/binding
 //! (no scale, exec, logs, eviction, proxy); controllers (no Deployment or
 //! DaemonSet rollout, no Endpoints, no `kubernetes` Service); CRDs; one
-//! service CIDR (no dual-stack ClusterIPs).
+//! service CIDR (no dual-stack ClusterIPs; dual-stack podCIDRs are).
 
 mod allocate;
 mod discovery;
@@ -68,6 +68,11 @@ pub struct ApiServerConfig {
     pub cluster_cidr: ipnet::IpNet,
     /// Prefix length of each node's podCIDR block.
     pub node_cidr_prefix: u8,
+    /// The IPv6 cluster CIDR of a dual-stack lab: every Node then also
+    /// gets a block of it in spec.podCIDRs (after the IPv4 one).
+    pub cluster_cidr_v6: Option<ipnet::IpNet>,
+    /// Prefix length of each node's IPv6 block (K3s's default is /64).
+    pub node_cidr_prefix_v6: u8,
     /// Range of Service nodePorts.
     pub node_port_range: RangeInclusive<u16>,
 }
@@ -84,6 +89,8 @@ impl Default for ApiServerConfig {
                     .expect("static prefix length is valid"),
             ),
             node_cidr_prefix: 24,
+            cluster_cidr_v6: None,
+            node_cidr_prefix_v6: 64,
             node_port_range: 30000..=32767,
         }
     }

@@ -126,12 +126,9 @@ mod tests {
     use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec};
 
     fn node(name: &str, ready: bool, zone: &str) -> Arc<Node> {
-        let mut n = crate::kubelet::node::node_object(name, "172.30.0.11".parse().unwrap());
-        n.status = Some(crate::kubelet::node::status(
-            name,
-            "172.30.0.11".parse().unwrap(),
-            ready,
-        ));
+        let ips = ["172.30.0.11".parse().unwrap()];
+        let mut n = crate::kubelet::node::node_object(name, &ips);
+        n.status = Some(crate::kubelet::node::status(name, &ips, ready));
         n.metadata
             .labels
             .get_or_insert_default()

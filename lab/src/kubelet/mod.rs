@@ -29,6 +29,8 @@ pub struct NodeCtx {
     pub prefix: String,
     pub node_name: String,
     pub node_ip: IpAddr,
+    /// Every address of the node, `node_ip` first (two in a dual-stack lab).
+    pub node_ips: Vec<IpAddr>,
     pub node_netns: String,
     pub dirs: LabDirs,
     pub cni: cni::CniRuntime,

@@ -18,8 +18,9 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 /// Renew lastHeartbeatTime at least this often even without change.
 const RENEW: Duration = Duration::from_secs(20);
 
-/// A Node object as the lab registers it.
-pub fn node_object(name: &str, ip: IpAddr) -> Node {
+/// A Node object as the lab registers it; `ips` are its InternalIPs
+/// (IPv4 first, IPv6 too in a dual-stack lab).
+pub fn node_object(name: &str, ips: &[IpAddr]) -> Node {
     let mut labels = BTreeMap::new();
     labels.insert("kubernetes.io/hostname".to_string(), name.to_string());
     labels.insert("kubernetes.io/os".to_string(), "linux".to_string());
@@ -35,7 +36,7 @@ pub fn node_object(name: &str, ip: IpAddr) -> Node {
     let mut annotations = BTreeMap::new();
     annotations.insert("node.alpha.kubernetes.io/ttl".to_string(), "0".to_string());
     node.metadata.annotations = Some(annotations);
-    node.status = Some(status(name, ip, false));
+    node.status = Some(status(name, ips, false));
     node
 }
 
@@ -90,18 +91,17 @@ fn kernel_version() -> String {
 }
 
 /// The full node status for the given network readiness.
-pub fn status(name: &str, ip: IpAddr, ready: bool) -> NodeStatus {
+pub fn status(name: &str, ips: &[IpAddr], ready: bool) -> NodeStatus {
+    let internal = ips.iter().map(|ip| NodeAddress {
+        type_: "InternalIP".into(),
+        address: ip.to_string(),
+    });
+    let hostname = NodeAddress {
+        type_: "Hostname".into(),
+        address: name.into(),
+    };
     NodeStatus {
-        addresses: Some(vec![
-            NodeAddress {
-                type_: "InternalIP".into(),
-                address: ip.to_string(),
-            },
-            NodeAddress {
-                type_: "Hostname".into(),
-                address: name.into(),
-            },
-        ]),
+        addresses: Some(internal.chain([hostname]).collect()),
         conditions: Some(vec![ready_condition(ready)]),
         capacity: Some(quantities()),
         allocatable: Some(quantities()),
@@ -123,10 +123,14 @@ pub fn status(name: &str, ip: IpAddr, ready: bool) -> NodeStatus {
 }
 
 /// Registers the Node (kept if it already exists).
-pub async fn register(client: &kube::Client, name: &str, ip: IpAddr) -> Result<(), kube::Error> {
+pub async fn register(
+    client: &kube::Client,
+    name: &str,
+    ips: &[IpAddr],
+) -> Result<(), kube::Error> {
     let api: Api<Node> = Api::all(client.clone());
     match api
-        .create(&PostParams::default(), &node_object(name, ip))
+        .create(&PostParams::default(), &node_object(name, ips))
         .await
     {
         Ok(_) => Ok(()),
@@ -139,7 +143,7 @@ pub async fn register(client: &kube::Client, name: &str, ip: IpAddr) -> Result<(
 pub async fn heartbeat(
     client: kube::Client,
     name: String,
-    ip: IpAddr,
+    ips: Vec<IpAddr>,
     conf_dir: std::path::PathBuf,
 ) {
     let api: Api<Node> = Api::all(client);
@@ -148,7 +152,7 @@ pub async fn heartbeat(
         let ready = network_ready(&conf_dir);
         let due = last.is_none_or(|(r, at)| r != ready || at.elapsed() >= RENEW);
         if due {
-            let body = serde_json::json!({ "status": status(&name, ip, ready) });
+            let body = serde_json::json!({ "status": status(&name, &ips, ready) });
             match api
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
                 .await
@@ -175,13 +179,32 @@ mod tests {
 
     #[test]
     fn node_object_has_addresses_and_not_ready() {
-        let n = node_object("node-1", "172.30.0.11".parse().unwrap());
+        let ips: Vec<IpAddr> = vec!["172.30.0.11".parse().unwrap()];
+        let n = node_object("node-1", &ips);
         let st = n.status.as_ref().unwrap();
         assert_eq!(st.addresses.as_ref().unwrap()[0].address, "172.30.0.11");
         assert!(!is_ready(&n));
         let mut ready = n.clone();
-        ready.status = Some(status("node-1", "172.30.0.11".parse().unwrap(), true));
+        ready.status = Some(status("node-1", &ips, true));
         assert!(is_ready(&ready));
+        let dual: Vec<IpAddr> = vec!["172.30.0.11".parse().unwrap(), "fd30::11".parse().unwrap()];
+        let st = status("node-1", &dual, false);
+        let addresses: Vec<(String, String)> = st
+            .addresses
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.type_, a.address))
+            .collect();
+        let want = [
+            ("InternalIP", "172.30.0.11"),
+            ("InternalIP", "fd30::11"),
+            ("Hostname", "node-1"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(t, a)| (t.to_string(), a.to_string()))
+            .collect();
+        assert_eq!(addresses, want);
     }
 
     #[test]

@@ -108,7 +108,7 @@ async fn setup_sandbox(
         let netns = ctx.node_netns.clone();
         return Some(Sandbox {
             netns,
-            ips: vec![ctx.node_ip],
+            ips: ctx.node_ips.clone(),
             cni: None,
             enter,
         });
