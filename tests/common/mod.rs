@@ -2,6 +2,7 @@
 //! root-namespace check every test ends with.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod dualstack;
 pub mod netpol;
 pub mod overlay;
 pub mod rootns;

@@ -16,6 +16,8 @@ use super::{PROBE, WAIT, require_root};
 pub const PREFIX: &str = "flannel.alpha.coreos.com/";
 /// The cluster CIDR nodenet runs with (its default).
 pub const CLUSTER_CIDR: &str = "10.42.0.0/16";
+/// The IPv6 cluster CIDR of a dual-stack lab (`lab::config::DUAL_STACK_CLUSTER_CIDRS`).
+pub const CLUSTER_CIDR_V6: &str = "fd42::/56";
 /// Ports the test servers listen on.
 pub const TCP_PORT: u16 = 8080;
 pub const UDP_PORT: u16 = 8081;
@@ -205,12 +207,27 @@ fn has_flag(v: &Value, key: &str, flag: &str) -> bool {
 
 /// Reads the overlay's kernel state of `node`.
 pub async fn kernel(lab: &Lab, node: &str) -> Kernel {
-    let cluster: ipnet::IpNet = CLUSTER_CIDR.parse().expect("static CIDR");
-    let routes = json_of(lab, node, &["ip", "-j", "route", "show"])
+    kernel_of(lab, node, false).await
+}
+
+/// Reads one family's overlay state of `node`: routes into that family's
+/// cluster CIDR (except the node's own pod subnet on cni0, and for IPv6
+/// the kernel's own prefix routes of device addresses), permanent
+/// neighbours and `self` FDB entries of that family's VXLAN device
+/// (`flannel.1` / `flannel-v6.1`).
+pub async fn kernel_of(lab: &Lab, node: &str, v6: bool) -> Kernel {
+    let (family, cluster, device) = if v6 {
+        ("-6", CLUSTER_CIDR_V6, "flannel-v6.1")
+    } else {
+        ("-4", CLUSTER_CIDR, "flannel.1")
+    };
+    let cluster: ipnet::IpNet = cluster.parse().expect("static CIDR");
+    let routes = json_of(lab, node, &["ip", "-j", family, "route", "show"])
         .await
         .expect("ip route");
     let routes = routes
         .iter()
+        .filter(|r| !(v6 && str_field(r, "protocol").as_deref() == Some("kernel")))
         .filter_map(|r| {
             let dst = str_field(r, "dst")?;
             let net: ipnet::IpNet = dst.parse().ok()?;
@@ -223,12 +240,7 @@ pub async fn kernel(lab: &Lab, node: &str) -> Kernel {
             })
         })
         .collect();
-    let neighbours = json_of(
-        lab,
-        node,
-        &["ip", "-j", "neigh", "show", "dev", "flannel.1"],
-    )
-    .await;
+    let neighbours = json_of(lab, node, &["ip", "-j", "neigh", "show", "dev", device]).await;
     let has_vxlan_device = neighbours.is_some();
     let neighbours = neighbours
         .unwrap_or_default()
@@ -236,17 +248,13 @@ pub async fn kernel(lab: &Lab, node: &str) -> Kernel {
         .filter(|n| has_flag(n, "state", "permanent"))
         .filter_map(|n| Some((str_field(n, "dst")?, str_field(n, "lladdr")?)))
         .collect();
-    let fdb = json_of(
-        lab,
-        node,
-        &["bridge", "-j", "fdb", "show", "dev", "flannel.1"],
-    )
-    .await
-    .unwrap_or_default()
-    .iter()
-    .filter(|f| has_flag(f, "flags", "self") && has_flag(f, "state", "permanent"))
-    .filter_map(|f| Some((str_field(f, "mac")?, str_field(f, "dst")?)))
-    .collect();
+    let fdb = json_of(lab, node, &["bridge", "-j", "fdb", "show", "dev", device])
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|f| has_flag(f, "flags", "self") && has_flag(f, "state", "permanent"))
+        .filter_map(|f| Some((str_field(f, "mac")?, str_field(f, "dst")?)))
+        .collect();
     let mut k = Kernel {
         routes,
         neighbours,

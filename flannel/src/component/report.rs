@@ -41,7 +41,8 @@ pub async fn warn_node(
 /// complete (an Event that could not be posted is retried next pass).
 /// Nodes not (yet) running an overlay are normal while a node joins;
 /// another backend is a misconfiguration flannel only logs; malformed data
-/// gets an Event, as its owner must fix it.
+/// (of the whole node or of one address family) gets an Event, as its
+/// owner must fix it.
 pub async fn skipped_peer(ctx: &Context, skip: &SkippedNode) -> bool {
     let (node, field, reason) = (&skip.name, &skip.field, &skip.reason);
     match skip.kind {
@@ -65,20 +66,39 @@ pub async fn skipped_peer(ctx: &Context, skip: &SkippedNode) -> bool {
             );
             true
         }
-        SkipKind::Invalid => {
+        SkipKind::Invalid | SkipKind::InvalidFamily { .. } => {
             tracing::warn!(
                 component = "flannel",
                 node,
                 field,
                 reason,
-                "unusable peer data; no route to it"
+                "unusable peer data; {}",
+                consequence(skip.kind)
             );
             let message = format!(
-                "{reason}; nodenet on {} programs no overlay route to this node until it is fixed",
-                ctx.config.node_name
+                "{reason}; nodenet on {} {}",
+                ctx.config.node_name,
+                consequence(skip.kind)
             );
             warn_node(ctx, node, "InvalidOverlayPeer", field, message).await
         }
+    }
+}
+
+/// What a skip means for traffic to that node, for logs and Events.
+fn consequence(kind: SkipKind) -> String {
+    match kind {
+        SkipKind::InvalidFamily { v6 } => {
+            let (left_out, kept) = if v6 {
+                ("IPv6", "IPv4")
+            } else {
+                ("IPv4", "IPv6")
+            };
+            format!(
+                "programs no {left_out} overlay route to this node until it is fixed (its {kept} route is programmed)"
+            )
+        }
+        _ => "programs no overlay route to this node until it is fixed".to_string(),
     }
 }
 

@@ -38,6 +38,12 @@ pub const VXLAN_VNI: u32 = 1;
 pub const VXLAN_PORT: u16 = 8472;
 /// Bytes VXLAN adds to each packet (flannel.md §1.5).
 pub const VXLAN_OVERHEAD: u32 = 50;
+/// Bytes VXLAN adds over an IPv6 underlay. flannel publishes 50 for both
+/// (FLANNEL_MTU, and so do we), but the kernel refuses a `flannel-v6.1`
+/// MTU above the underlay's minus 70 (it clamps it at creation, then
+/// rejects raising it), so that device gets underlay - 70; oversized IPv6
+/// pod packets get a Packet Too Big from the node, as under flannel.
+pub const VXLAN_OVERHEAD_V6: u32 = 70;
 
 /// The overlay backends implemented here (`--flannel-backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -44,6 +44,10 @@ pub enum SkipKind {
     OtherBackend,
     /// Malformed or conflicting data: the node's owner must fix it.
     Invalid,
+    /// One address family's data is missing or malformed while the other
+    /// family's is fine: that other family is programmed (the `v6` flag
+    /// names the family left out). flannel skips the whole node instead.
+    InvalidFamily { v6: bool },
 }
 
 /// A node that gets nothing programmed.
@@ -89,14 +93,33 @@ pub fn plan(input: &PlanInput<'_>, nodes: &[Node]) -> DesiredOverlay {
     for node in sorted {
         match peer::read(input, families, node) {
             Ok(None) => {}
-            Ok(Some(candidate)) => match conflict(input, &out.peers, &candidate) {
-                Some(skip) => out.skipped.push(skip),
-                None => out.peers.push(candidate),
-            },
+            Ok(Some(candidate)) => accept(input, &mut out, candidate),
             Err(skip) => out.skipped.push(skip),
         }
     }
     out
+}
+
+/// Takes a candidate whose families were read: none usable skips the node;
+/// otherwise the usable ones are programmed unless they conflict, and each
+/// family left out is reported on its own.
+fn accept(input: &PlanInput<'_>, out: &mut DesiredOverlay, candidate: peer::Candidate) {
+    let peer::Candidate { peer, missing } = candidate;
+    if peer.families.is_empty() {
+        out.skipped
+            .extend(missing.into_iter().map(|(_, skip)| skip));
+        return;
+    }
+    if let Some(skip) = conflict(input, &out.peers, &peer) {
+        out.skipped.push(skip);
+        return;
+    }
+    out.peers.push(peer);
+    let partial = missing.into_iter().map(|(v6, skip)| SkippedNode {
+        kind: SkipKind::InvalidFamily { v6 },
+        ..skip
+    });
+    out.skipped.extend(partial);
 }
 
 /// A subnet overlapping ours or an accepted peer's would hijack traffic;
@@ -189,5 +212,7 @@ pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
+#[cfg(test)]
+mod dual_tests;
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use super::reconcile::{Outcome, device_name};
 use super::state::{self, FdbSpec, NeighbourSpec, RouteSpec, VxlanObjects};
 use super::underlay::Underlay;
-use super::{OverlayError, VXLAN_OVERHEAD, VXLAN_PORT, VXLAN_VNI};
+use super::{OverlayError, VXLAN_OVERHEAD, VXLAN_OVERHEAD_V6, VXLAN_PORT, VXLAN_VNI};
 
 /// One family's VXLAN device as it must be.
 pub(super) struct DeviceWant<'a> {
@@ -32,8 +32,17 @@ impl DeviceWant<'_> {
             port: VXLAN_PORT,
             local: self.underlay.ip,
             underlay_index: self.underlay.index,
-            mtu: self.underlay.mtu.saturating_sub(VXLAN_OVERHEAD),
+            mtu: self.underlay.mtu.saturating_sub(self.overhead()),
             mac: self.mac,
+        }
+    }
+
+    /// Encapsulation bytes of the underlay's family (see [`VXLAN_OVERHEAD_V6`]).
+    fn overhead(&self) -> u32 {
+        if self.underlay.ip.is_ipv6() {
+            VXLAN_OVERHEAD_V6
+        } else {
+            VXLAN_OVERHEAD
         }
     }
 

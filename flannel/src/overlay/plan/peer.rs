@@ -13,12 +13,21 @@ use crate::overlay::{Backend, Families, VXLAN_VNI};
 
 type Annotations = BTreeMap<String, String>;
 
-/// `Ok(None)` for our own node; `Err` names the field that disqualifies it.
+/// A node read as a peer: its usable families, and why each other enabled
+/// family (`v6` flag) is not.
+pub(super) struct Candidate {
+    pub peer: Peer,
+    pub missing: Vec<(bool, SkippedNode)>,
+}
+
+/// `Ok(None)` for our own node; `Err` names the field that disqualifies
+/// the whole node. Each family is read on its own, so a node whose IPv6
+/// annotations are missing still gets its IPv4 overlay.
 pub(super) fn read(
     input: &PlanInput<'_>,
     families: Families,
     node: &Node,
-) -> Result<Option<Peer>, SkippedNode> {
+) -> Result<Option<Candidate>, SkippedNode> {
     let Some(name) = node.metadata.name.clone().filter(|n| !n.is_empty()) else {
         return Err(skip(
             "<unnamed>",
@@ -33,15 +42,20 @@ pub(super) fn read(
     let annotations = ann::of_node(node);
     check_membership(&name, &annotations, input.backend)?;
     let cidrs = pod_cidrs(&name, node)?;
-    let mut peer = Peer {
-        name,
-        families: Vec::new(),
+    let mut candidate = Candidate {
+        peer: Peer {
+            name,
+            families: Vec::new(),
+        },
+        missing: Vec::new(),
     };
     for v6 in families.iter() {
-        let family = read_family(input, &peer.name, &annotations, &cidrs, v6)?;
-        peer.families.push(family);
+        match read_family(input, &candidate.peer.name, &annotations, &cidrs, v6) {
+            Ok(family) => candidate.peer.families.push(family),
+            Err(skip) => candidate.missing.push((v6, skip)),
+        }
     }
-    Ok(Some(peer))
+    Ok(Some(candidate))
 }
 
 fn check_membership(

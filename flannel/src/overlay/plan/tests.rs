@@ -400,7 +400,7 @@ fn duplicate_or_own_vtep_mac_is_refused() {
 }
 
 #[test]
-fn pod_cidrs_list_wins_and_dual_stack_needs_both_families() {
+fn pod_cidrs_list_wins_and_each_family_stands_alone() {
     let local = LocalNode {
         name: "node-1".into(),
         pod_cidrs: vec![net("10.42.0.0/24"), net("fd42::/64")],
@@ -439,7 +439,17 @@ fn pod_cidrs_list_wins_and_dual_stack_needs_both_families() {
         Some(r#"{"VNI":1,"VtepMAC":"0e:00:00:00:06:03"}"#),
     );
     let d = plan(&input, &[full, no_v6_ip]);
-    assert_eq!(names(&d), vec!["node-2"]);
+    // node-3 lacks public-ipv6: its IPv4 overlay is still programmed.
+    assert_eq!(names(&d), vec!["node-2", "node-3"]);
+    assert_eq!(
+        d.peers[1].families,
+        vec![PeerFamily {
+            subnet: net("10.42.3.0/24"),
+            public_ip: ip("192.168.50.3"),
+            vtep_mac: Some(mac("0e:00:00:00:04:03")),
+            wireguard: None,
+        }]
+    );
     assert_eq!(
         d.peers[0].families,
         vec![
@@ -466,12 +476,13 @@ fn pod_cidrs_list_wins_and_dual_stack_needs_both_families() {
             onlink: true
         }]
     );
+    assert_eq!(state::vxlan_objects(&d.peers, false).routes.len(), 2);
     assert_eq!(
         skipped(&d),
         vec![(
             "node-3",
             "metadata.annotations[flannel.alpha.coreos.com/public-ipv6]",
-            SkipKind::Invalid
+            SkipKind::InvalidFamily { v6: true }
         )]
     );
 }
