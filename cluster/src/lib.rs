@@ -6,7 +6,9 @@ pub mod changes;
 pub mod client;
 pub mod events;
 pub mod reflectors;
+pub mod trim;
 
 pub use changes::Changes;
 pub use client::{ClientError, client};
 pub use reflectors::{ReflectorStats, Reflectors, Shared};
+pub use trim::Trim;

@@ -7,6 +7,9 @@
 //! component that waits for readiness never plans from a partial view. A
 //! watch that fails is retried with kube-runtime's default backoff; the store
 //! keeps its last contents meanwhile (the dataplane keeps its last state).
+//! Objects are trimmed to what the components read before they are stored
+//! (see `trim`): the stores hold every object of a type for the life of
+//! the process.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -24,6 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::changes::Changes;
+use crate::trim::Trim;
 
 /// How long a change signal waits for a burst to settle before waking.
 /// Short, because it is added to every event's path to the dataplane (a
@@ -34,11 +38,11 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(20);
 
 /// The bounds a resource type needs to be reflected.
 pub trait Reflected:
-    Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+    Resource<DynamicType = ()> + Trim + Clone + DeserializeOwned + Debug + Send + Sync + 'static
 {
 }
 impl<K> Reflected for K where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+    K: Resource<DynamicType = ()> + Trim + Clone + DeserializeOwned + Debug + Send + Sync + 'static
 {
 }
 
@@ -181,7 +185,7 @@ impl Reflectors {
         let (tx, changed) = watch::channel(0u64);
         let stats = Arc::new(ReflectorStats::new(K::kind(&()).into_owned()));
         let api: Api<K> = Api::all(self.client.clone());
-        let events = watcher(api, watcher::Config::default()).default_backoff();
+        let events = trimmed(watcher(api, watcher::Config::default())).default_backoff();
         let task = tokio::spawn(drive(events, writer, tx, stats.clone()));
         let shared = Shared {
             store,
@@ -200,6 +204,16 @@ impl Drop for Reflectors {
             task.abort();
         }
     }
+}
+
+/// The watch stream with every object trimmed before anything stores it
+/// (kube-runtime's own per-object hook).
+fn trimmed<K, S>(events: S) -> impl Stream<Item = watcher::Result<watcher::Event<K>>>
+where
+    K: Reflected,
+    S: Stream<Item = watcher::Result<watcher::Event<K>>>,
+{
+    events.modify(K::trim)
 }
 
 /// Applies watch events to the store and signals changes; errors are
@@ -349,6 +363,40 @@ mod tests {
             !matches!(ready.await, Ok(Ok(()))),
             "store ready before InitDone"
         );
+    }
+
+    /// The store holds trimmed objects: what the watch delivers passes
+    /// through `Trim` first.
+    #[tokio::test]
+    async fn the_store_holds_trimmed_objects() {
+        let mut h = harness();
+        let mut fat = node("a");
+        fat.metadata.annotations = Some(
+            [(
+                "kubectl.kubernetes.io/last-applied-configuration".into(),
+                "{}".into(),
+            )]
+            .into(),
+        );
+        let events = vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(fat.clone())),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(Node {
+                metadata: ObjectMeta {
+                    name: Some("b".into()),
+                    ..fat.metadata.clone()
+                },
+                ..Node::default()
+            })),
+        ];
+        let writer = h.writer.take().expect("writer");
+        let stream = trimmed(stream::iter(events));
+        drive(stream, writer, h.tx.clone(), h.stats.clone()).await;
+        for name in ["a", "b"] {
+            let stored = h.store.get(&ObjectRef::new(name)).expect("stored");
+            assert!(stored.metadata.annotations.is_none(), "{name} not trimmed");
+        }
     }
 
     #[tokio::test(start_paused = true)]
