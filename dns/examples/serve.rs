@@ -1,15 +1,23 @@
 //! Benchmark server: a synthetic cluster of `--services` ClusterIP Services
 //! with `--pods` endpoints spread over them (one EndpointSlice each),
 //! served on `--listen` by one thread, forwarding other names to
-//! `--upstream`. Prints `ready rss_kb=<n>` once serving, and the time one
-//! Service change takes to rebuild and publish.
+//! `--upstream`. The objects are shaped like an API server's and trimmed
+//! as the shared reflector stores trim them (`--untrimmed` keeps them
+//! whole). Prints `ready rss_kb=<n>` once serving; on stderr the RSS and
+//! heap in use at each stage and the time one Service change takes to
+//! rebuild and publish. `--malloc-trim` returns freed heap to the system
+//! after the initial build, as the daemon could after its first sync.
 //!
 //! `cargo run --release -p dns --example serve -- --listen 127.0.0.2:53
-//!  --services 10000 --pods 50000 --upstream 127.0.0.1:53 [--names FILE]`
+//!  --services 10000 --pods 50000 --upstream 127.0.0.1:53 [--names FILE]
+//!  [--untrimmed] [--malloc-trim]`
 //! (`--names` writes the service names, one per line, for dnsperf and
 //! dnsmasq).
 
-use std::net::{Ipv4Addr, SocketAddr};
+#[path = "common/objects.rs"]
+mod objects;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,9 +27,7 @@ use dns::metrics::Metrics;
 use dns::records::{Zone, ZoneConfig};
 use dns::run::Syncer;
 use dns::server::{Context, Server, ServerConfig};
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use serde_json::json;
+use objects::{service, slice};
 
 struct Args {
     listen: SocketAddr,
@@ -29,6 +35,8 @@ struct Args {
     pods: usize,
     upstream: Option<SocketAddr>,
     names: Option<String>,
+    trim: bool,
+    malloc_trim: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -38,44 +46,43 @@ fn args() -> Result<Args, String> {
         pods: 50_000,
         upstream: None,
         names: None,
+        trim: true,
+        malloc_trim: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
         match flag.as_str() {
-            "--listen" => a.listen = value.parse().map_err(|e| bad(&e))?,
-            "--services" => a.services = value.parse().map_err(|e| bad(&e))?,
-            "--pods" => a.pods = value.parse().map_err(|e| bad(&e))?,
-            "--upstream" => a.upstream = Some(value.parse().map_err(|e| bad(&e))?),
-            "--names" => a.names = Some(value),
-            _ => return Err(format!("unknown flag {flag}")),
+            "--untrimmed" => a.trim = false,
+            "--malloc-trim" => a.malloc_trim = true,
+            _ => value_flag(&mut a, &flag, it.next())?,
         }
     }
     Ok(a)
 }
 
-fn ip(base: [u8; 2], i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(base[0], base[1], (i >> 8) as u8, i as u8)
+fn value_flag(a: &mut Args, flag: &str, value: Option<String>) -> Result<(), String> {
+    let value = value.ok_or(format!("{flag} needs a value"))?;
+    let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
+    match flag {
+        "--listen" => a.listen = value.parse().map_err(|e| bad(&e))?,
+        "--services" => a.services = value.parse().map_err(|e| bad(&e))?,
+        "--pods" => a.pods = value.parse().map_err(|e| bad(&e))?,
+        "--upstream" => a.upstream = Some(value.parse().map_err(|e| bad(&e))?),
+        "--names" => a.names = Some(value),
+        _ => return Err(format!("unknown flag {flag}")),
+    }
+    Ok(())
 }
 
-fn service(i: usize) -> Arc<Service> {
-    let cip = ip([10, 43], i + 256).to_string();
-    let v = json!({"metadata": {"namespace": "default", "name": format!("svc-{i}")},
-        "spec": {"clusterIP": cip, "clusterIPs": [cip],
-                 "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}});
-    Arc::new(serde_json::from_value(v).expect("fixture"))
+/// Bytes of heap in use (glibc's count: what RSS would be without
+/// fragmentation and freed-but-kept memory).
+fn heap_kb() -> usize {
+    // SAFETY: mallinfo2 only reads the allocator's counters.
+    unsafe { libc::mallinfo2() }.uordblks / 1024
 }
 
-fn slice(i: usize, first_pod: usize, count: usize) -> Arc<EndpointSlice> {
-    let endpoints: Vec<_> = (first_pod..first_pod + count)
-        .map(|p| json!({"addresses": [ip([10, 42], p).to_string()], "conditions": {"ready": true}}))
-        .collect();
-    let v = json!({"metadata": {"namespace": "default", "name": format!("svc-{i}-abc"),
-            "labels": {"kubernetes.io/service-name": format!("svc-{i}")}},
-        "addressType": "IPv4", "endpoints": endpoints,
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]});
-    Arc::new(serde_json::from_value(v).expect("fixture"))
+fn stage(what: &str) {
+    eprintln!("{what}: rss {} kB, heap in use {} kB", rss_kb(), heap_kb());
 }
 
 fn rss_kb() -> u64 {
@@ -96,10 +103,11 @@ fn main() -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?,
     );
-    let mut services: Vec<_> = (0..a.services).map(service).collect();
+    stage("start");
+    let mut services: Vec<_> = (0..a.services).map(|i| service(i, a.trim)).collect();
     let per = a.pods.div_ceil(a.services.max(1));
     let slices: Vec<_> = (0..a.services)
-        .map(|i| slice(i, i * per, per.min(a.pods.saturating_sub(i * per))))
+        .map(|i| slice(i, i * per, per.min(a.pods.saturating_sub(i * per)), a.trim))
         .collect();
     if let Some(path) = &a.names {
         let text: String = (0..a.services)
@@ -107,18 +115,28 @@ fn main() -> Result<(), String> {
             .collect();
         std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))?;
     }
-    eprintln!("rss with the Kubernetes objects only: {} kB", rss_kb());
+    stage(if a.trim {
+        "Kubernetes objects only (trimmed, as the stores hold them)"
+    } else {
+        "Kubernetes objects only (untrimmed)"
+    });
     let mut syncer = Syncer::new(zone);
     let started = Instant::now();
     syncer.apply(services.clone(), slices.clone(), None, vec![], vec![]);
     let table = Arc::new(ArcSwap::new(syncer.table()));
-    eprintln!("full build: {:?}, rss {} kB", started.elapsed(), rss_kb());
+    eprintln!("full build: {:?}", started.elapsed());
+    stage("plus the record table and sync index");
     // One changed Service: rebuild and publish, as the sync loop does.
-    services[7] = service(a.services + 7);
+    services[7] = service(a.services + 7, a.trim);
     let started = Instant::now();
     syncer.apply(services, slices, None, vec![], vec![]);
     table.store(syncer.table());
     eprintln!("one change rebuilt and published: {:?}", started.elapsed());
+    if a.malloc_trim {
+        // SAFETY: malloc_trim only returns free heap pages to the kernel.
+        unsafe { libc::malloc_trim(0) };
+        stage("after malloc_trim(0)");
+    }
     serve(a, table)
 }
 

@@ -24,7 +24,8 @@ pub use hosts::{HostAddrs, Hosts, parse_hosts_file};
 pub use lookup::{Answer, Resolution, pod_ip, reverse_ip, rtype};
 pub use names::{MAX_LABELS, MAX_NAME, NameError, OwnedName, QueryName, is_dns_label};
 pub use service::{
-    Endpoint, Kind, Proto, SERVICE_NAME_LABEL, ServiceRecords, Srv, build as build_service, dashed,
+    Endpoint, Kind, LabelBuf, Proto, SERVICE_NAME_LABEL, ServiceRecords, Srv,
+    build as build_service, dashed, dashed_into,
 };
 pub use skip::Skipped;
 pub use sources::{ServiceKey, Sources, full_table, service_key, slice_service, slices_by_service};

@@ -79,8 +79,16 @@ impl fmt::Display for QueryName<'_> {
 }
 
 /// An owned lower-case name, for building the table and for tests.
+///
+/// One allocation per name (the table holds one per Service): the wire
+/// length, the wire name, then the label offsets, in one boxed slice.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OwnedName {
+    packed: Box<[u8]>,
+}
+
+/// A name being built: wire form and label offsets apart.
+struct NameBuilder {
     wire: Vec<u8>,
     starts: Vec<u8>,
 }
@@ -107,7 +115,7 @@ impl OwnedName {
     /// lower-casing it.
     pub fn from_dotted(name: &str) -> Result<Self, NameError> {
         let trimmed = name.strip_suffix('.').unwrap_or(name);
-        let mut out = OwnedName {
+        let mut out = NameBuilder {
             wire: Vec::with_capacity(trimmed.len() + 2),
             starts: Vec::new(),
         };
@@ -120,7 +128,44 @@ impl OwnedName {
         if out.wire.len() > MAX_NAME {
             return Err(NameError::LongName(name.into()));
         }
-        Ok(out)
+        Ok(out.finish())
+    }
+
+    /// `label` prepended to `self` (label already validated by the caller).
+    pub(crate) fn prepend(&self, label: &str) -> Result<Self, NameError> {
+        let mut dotted = String::from(label);
+        dotted.push('.');
+        dotted.push_str(&self.to_string());
+        OwnedName::from_dotted(&dotted)
+    }
+
+    fn wire_len(&self) -> usize {
+        self.packed[0] as usize
+    }
+
+    pub fn as_query(&self) -> QueryName<'_> {
+        QueryName::new(self.wire(), &self.packed[1 + self.wire_len()..])
+    }
+
+    pub fn wire(&self) -> &[u8] {
+        &self.packed[1..1 + self.wire_len()]
+    }
+
+    pub fn label_count(&self) -> usize {
+        self.packed.len() - 1 - self.wire_len()
+    }
+}
+
+impl NameBuilder {
+    fn finish(self) -> OwnedName {
+        // from_dotted checked wire.len() <= MAX_NAME (255): fits a byte.
+        let mut packed = Vec::with_capacity(1 + self.wire.len() + self.starts.len());
+        packed.push(self.wire.len() as u8);
+        packed.extend_from_slice(&self.wire);
+        packed.extend_from_slice(&self.starts);
+        OwnedName {
+            packed: packed.into(),
+        }
     }
 
     fn push_label(&mut self, name: &str, label: &str) -> Result<(), NameError> {
@@ -144,26 +189,6 @@ impl OwnedName {
         self.wire
             .extend(label.bytes().map(|b| b.to_ascii_lowercase()));
         Ok(())
-    }
-
-    /// `label` prepended to `self` (label already validated by the caller).
-    pub(crate) fn prepend(&self, label: &str) -> Result<Self, NameError> {
-        let mut dotted = String::from(label);
-        dotted.push('.');
-        dotted.push_str(&self.to_string());
-        OwnedName::from_dotted(&dotted)
-    }
-
-    pub fn as_query(&self) -> QueryName<'_> {
-        QueryName::new(&self.wire, &self.starts)
-    }
-
-    pub fn wire(&self) -> &[u8] {
-        &self.wire
-    }
-
-    pub fn label_count(&self) -> usize {
-        self.starts.len()
     }
 }
 

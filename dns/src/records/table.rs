@@ -3,13 +3,13 @@
 //! snapshot that never changes under them.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::cowmap::CowMap;
 use super::hosts::Hosts;
 use super::names::{MAX_NAME, OwnedName};
-use super::service::ServiceRecords;
+use super::service::{LabelBuf, ServiceRecords};
 use super::zone::Zone;
 
 /// Shards of each namespace's service map and of the reverse map.
@@ -39,21 +39,33 @@ pub enum PtrTarget {
     Endpoint(Arc<ServiceRecords>, u32),
 }
 
-/// One PTR target.
+/// One PTR target; its rank follows from the kind of target (16 bytes:
+/// there is one per cluster IP and endpoint address).
 #[derive(Debug, Clone)]
 pub struct PtrEntry {
-    pub rank: PtrRank,
     pub target: PtrTarget,
 }
 
 impl PtrEntry {
+    pub fn rank(&self) -> PtrRank {
+        match self.target {
+            PtrTarget::Host(_) => PtrRank::Host,
+            PtrTarget::Service(_) => PtrRank::ClusterIp,
+            PtrTarget::Endpoint(..) => PtrRank::Endpoint,
+        }
+    }
+
     /// Appends the target name in (uncompressed) wire form.
     pub fn write_name(&self, out: &mut Vec<u8>) {
         match &self.target {
             PtrTarget::Host(name) => out.extend_from_slice(name.wire()),
             PtrTarget::Service(svc) => out.extend_from_slice(svc.name.wire()),
             PtrTarget::Endpoint(svc, i) => {
-                let label = svc.endpoints.get(*i as usize).map(|e| e.label.as_bytes());
+                let mut buf = LabelBuf::new();
+                let label = svc
+                    .endpoints
+                    .get(*i as usize)
+                    .map(|e| svc.label_of(e, &mut buf));
                 match label {
                     Some(l) if l.len() + 1 + svc.name.wire().len() <= MAX_NAME => {
                         out.push(l.len() as u8);
@@ -88,6 +100,82 @@ impl PtrEntry {
             PtrTarget::Service(s) | PtrTarget::Endpoint(s, _) => Arc::ptr_eq(s, records),
         }
     }
+
+    fn same_source(&self, other: &PtrEntry) -> bool {
+        match (&self.target, &other.target) {
+            (PtrTarget::Host(a), PtrTarget::Host(b)) => a == b,
+            (PtrTarget::Service(a), PtrTarget::Service(b)) => Arc::ptr_eq(a, b),
+            (PtrTarget::Endpoint(a, _), PtrTarget::Endpoint(b, _)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// The PTR targets of one address: nearly always one, kept inline (no
+/// allocation); several (a Service IP also listed in a hosts file, an
+/// address in two Services) sorted by rank.
+#[derive(Debug, Clone)]
+pub(crate) enum Ptrs {
+    One(PtrEntry),
+    Many(Arc<Vec<PtrEntry>>),
+}
+
+impl Ptrs {
+    fn as_slice(&self) -> &[PtrEntry] {
+        match self {
+            Ptrs::One(e) => std::slice::from_ref(e),
+            Ptrs::Many(v) => v,
+        }
+    }
+
+    /// None when `entries` is empty.
+    fn from_vec(mut entries: Vec<PtrEntry>) -> Option<Ptrs> {
+        entries.sort_by_key(PtrEntry::rank);
+        match entries.len() {
+            0 => None,
+            1 => entries.pop().map(Ptrs::One),
+            _ => Some(Ptrs::Many(Arc::new(entries))),
+        }
+    }
+}
+
+/// Reverse entries by address, one map per family so that an IPv4 key
+/// takes 4 bytes, not the 17 of an `IpAddr`.
+#[derive(Debug, Clone)]
+pub(crate) struct Reverse {
+    v4: CowMap<Ipv4Addr, Ptrs>,
+    v6: CowMap<Ipv6Addr, Ptrs>,
+}
+
+impl Reverse {
+    fn new() -> Self {
+        Reverse {
+            v4: CowMap::new(REVERSE_SHARDS),
+            v6: CowMap::new(REVERSE_SHARDS),
+        }
+    }
+
+    fn get(&self, ip: IpAddr) -> Option<&Ptrs> {
+        match ip {
+            IpAddr::V4(a) => self.v4.get(&a),
+            IpAddr::V6(a) => self.v6.get(&a),
+        }
+    }
+
+    /// Replaces the entries of `ip` (None removes them).
+    fn set(&mut self, ip: IpAddr, ptrs: Option<Ptrs>) {
+        match (ip, ptrs) {
+            (IpAddr::V4(a), Some(p)) => self.v4.insert(a, p),
+            (IpAddr::V6(a), Some(p)) => self.v6.insert(a, p),
+            (IpAddr::V4(a), None) => drop(self.v4.remove(&a)),
+            (IpAddr::V6(a), None) => drop(self.v6.remove(&a)),
+        }
+    }
+
+    #[cfg(test)]
+    fn shared_shards(&self, other: &Reverse) -> usize {
+        self.v4.shared_shards(&other.v4) + self.v6.shared_shards(&other.v6)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +202,7 @@ pub struct Table {
     pub(crate) synced: bool,
     pub(crate) serial: u32,
     pub(crate) namespaces: Arc<HashMap<Arc<str>, Arc<Namespace>>>,
-    pub(crate) reverse: CowMap<IpAddr, Arc<[PtrEntry]>>,
+    pub(crate) reverse: Reverse,
     pub(crate) hosts: Arc<Hosts>,
 }
 
@@ -127,7 +215,7 @@ impl Table {
             synced: false,
             serial: 0,
             namespaces: Arc::default(),
-            reverse: CowMap::new(REVERSE_SHARDS),
+            reverse: Reverse::new(),
             hosts: Arc::default(),
         }
     }
@@ -176,11 +264,7 @@ impl Table {
         }
         if let Some(new) = &records {
             for (ip, target) in service_ptrs(new) {
-                let rank = match target {
-                    PtrTarget::Service(_) => PtrRank::ClusterIp,
-                    _ => PtrRank::Endpoint,
-                };
-                self.add_ptr(ip, PtrEntry { rank, target });
+                self.add_ptr(ip, PtrEntry { target });
             }
         }
         self.update_namespace(ns, |n| match records {
@@ -217,7 +301,6 @@ impl Table {
         let hosts = self.hosts.clone();
         for (ip, name) in hosts.pairs() {
             let entry = PtrEntry {
-                rank: PtrRank::Host,
                 target: PtrTarget::Host(Arc::new(name.clone())),
             };
             self.add_ptr(*ip, entry);
@@ -225,47 +308,36 @@ impl Table {
     }
 
     fn remove_ptrs(&mut self, ip: IpAddr, ours: impl Fn(&PtrEntry) -> bool) {
-        let Some(entries) = self.reverse.get(&ip) else {
+        let Some(entries) = self.reverse.get(ip).map(Ptrs::as_slice) else {
             return;
         };
-        let kept: Vec<PtrEntry> = entries.iter().filter(|e| !ours(e)).cloned().collect();
-        if kept.len() == entries.len() {
+        if !entries.iter().any(&ours) {
             return;
         }
-        if kept.is_empty() {
-            self.reverse.remove(&ip);
-        } else {
-            self.reverse.insert(ip, kept.into());
-        }
+        let kept: Vec<PtrEntry> = entries.iter().filter(|e| !ours(e)).cloned().collect();
+        self.reverse.set(ip, Ptrs::from_vec(kept));
     }
 
     fn add_ptr(&mut self, ip: IpAddr, entry: PtrEntry) {
-        let mut entries: Vec<PtrEntry> = self
-            .reverse
-            .get(&ip)
-            .map(|e| e.to_vec())
-            .unwrap_or_default();
-        let same = |e: &PtrEntry| match (&e.target, &entry.target) {
-            (PtrTarget::Host(a), PtrTarget::Host(b)) => a == b,
-            (PtrTarget::Service(a), PtrTarget::Service(b)) => Arc::ptr_eq(a, b),
-            (PtrTarget::Endpoint(a, _), PtrTarget::Endpoint(b, _)) => Arc::ptr_eq(a, b),
-            _ => false,
-        };
-        if entries.iter().any(same) {
+        let old = self.reverse.get(ip).map(Ptrs::as_slice).unwrap_or_default();
+        if old.iter().any(|e| e.same_source(&entry)) {
             return;
         }
+        let mut entries = old.to_vec();
         entries.push(entry);
-        entries.sort_by_key(|e| e.rank);
-        self.reverse.insert(ip, entries.into());
+        self.reverse.set(ip, Ptrs::from_vec(entries));
     }
 
     /// The PTR targets of `ip` of the best rank present.
     pub fn ptrs(&self, ip: IpAddr) -> &[PtrEntry] {
-        let Some(entries) = self.reverse.get(&ip) else {
+        let Some(entries) = self.reverse.get(ip).map(Ptrs::as_slice) else {
             return &[];
         };
-        let best = entries.first().map(|e| e.rank);
-        let n = entries.iter().take_while(|e| Some(e.rank) == best).count();
+        let best = entries.first().map(PtrEntry::rank);
+        let n = entries
+            .iter()
+            .take_while(|e| Some(e.rank()) == best)
+            .count();
         &entries[..n]
     }
 

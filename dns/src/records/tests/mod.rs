@@ -3,6 +3,7 @@
 
 mod apex_and_version;
 mod cluster_ip;
+mod compact;
 mod external_name;
 mod headless;
 mod hosts_and_reverse;
