@@ -494,6 +494,23 @@ pub async fn converge(
     }
 }
 
+/// `nodenet-workload ARGS` in `from` for about `seconds`; its stdout.
+async fn workload_for(lab: &Lab, from: &ModelPod, argv: &[&str], seconds: u64) -> (bool, String) {
+    let out = lab
+        .exec_in_pod(
+            &from.namespace,
+            &from.name,
+            argv,
+            Duration::from_secs(seconds + 20),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("exec {argv:?} in {}: {e}", from.id()));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// `(attempts, connected)` of a `nodenet-workload hammer` run from `from`
 /// to `target` for `seconds`: a new connection every 500 ms at most.
 pub async fn hammer(lab: &Lab, from: &ModelPod, target: &str, seconds: u64) -> (u64, u64) {
@@ -507,16 +524,7 @@ pub async fn hammer(lab: &Lab, from: &ModelPod, target: &str, seconds: u64) -> (
         "500",
         target,
     ];
-    let out = lab
-        .exec_in_pod(
-            &from.namespace,
-            &from.name,
-            &argv,
-            Duration::from_secs(seconds + 20),
-        )
-        .await
-        .expect("exec hammer");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text) = workload_for(lab, from, &argv, seconds).await;
     let fields: Vec<u64> = text
         .split_whitespace()
         .skip(1)
@@ -540,17 +548,40 @@ pub async fn hold(lab: &Lab, from: &ModelPod, target: &str, seconds: u64) -> (bo
         "--interval-ms",
         "100",
     ];
-    let out = lab
-        .exec_in_pod(
-            &from.namespace,
-            &from.name,
-            &argv,
-            Duration::from_secs(seconds + 20),
-        )
-        .await
-        .expect("exec hold");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    workload_for(lab, from, &argv, seconds).await
+}
+
+/// What allowed and denied traffic saw while something was disrupted.
+pub struct Streams {
+    /// The established allowed connection: lived, and its report.
+    pub held: (bool, String),
+    /// `(attempts, connected)` of new allowed connections.
+    pub allowed: (u64, u64),
+    /// `(attempts, connected)` of a denied pod on the target's node.
+    pub near: (u64, u64),
+    /// `(attempts, connected)` of a denied pod on another node.
+    pub far: (u64, u64),
+}
+
+impl Streams {
+    /// Nothing denied got through, nothing allowed failed.
+    pub fn assert_policy_held(&self, during: &str) {
+        eprintln!("held connection: {}", self.held.1.trim());
+        eprintln!(
+            "allowed new connections: {:?}; same-node intruder: {:?}; cross-node intruder: {:?}",
+            self.allowed, self.near, self.far
+        );
+        assert!(
+            self.held.0,
+            "the established allowed connection broke {during}: {}",
+            self.held.1
+        );
+        assert_eq!(self.near.1, 0, "same-node intruder got through {during}");
+        assert_eq!(self.far.1, 0, "cross-node intruder got through {during}");
+        assert!(self.near.0 > 10 && self.far.0 > 10, "too few attempts");
+        assert_eq!(
+            self.allowed.0, self.allowed.1,
+            "allowed new connections failed {during}"
+        );
+    }
 }
