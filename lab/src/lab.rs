@@ -279,7 +279,8 @@ impl Lab {
     }
 
     /// Starts the nodes' upstream resolver (a dnsmasq with fixed names at
-    /// 172.30.0.1:53, see [`crate::upstream`]); returns its PID.
+    /// 172.30.0.1:53, and [fd30::1]:53 in a dual-stack lab, see
+    /// [`crate::upstream`]); returns its PID.
     pub async fn start_upstream_dns(&self) -> anyhow::Result<u32> {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
@@ -289,12 +290,19 @@ impl Lab {
             }
             let dir = shared.dirs.root().join("upstream");
             let ul = shared.topo.underlay_netns();
-            let upstream = UpstreamDns::start(&dir, &ul, &shared.registry)?;
+            let listen = crate::upstream::listen_addrs(shared.cfg.dual_stack);
+            let upstream = UpstreamDns::start(&dir, &ul, &listen, &shared.registry)?;
             let pid = upstream.pid();
             *slot = Some(upstream);
             Ok(pid)
         })
         .await?
+    }
+
+    /// The upstream resolver's query log (dnsmasq `--log-queries`: each
+    /// query with the address it came from).
+    pub fn upstream_dns_log(&self) -> PathBuf {
+        self.shared.dirs.root().join("upstream").join("dnsmasq.log")
     }
 
     /// Kills the upstream resolver by its PID (an upstream outage);
@@ -529,7 +537,11 @@ fn node_ctx(shared: &Shared, node: &topology::NodeNet, client: kube::Client) -> 
             bin_dir: nd.cni_bin.clone(),
             node_netns: netns::path(&node.netns),
         },
-        dns: ClusterDns::default(),
+        dns: if shared.cfg.dual_stack {
+            ClusterDns::dual_stack()
+        } else {
+            ClusterDns::default()
+        },
         client,
         registry: shared.registry.clone(),
         created_netns: shared.created_netns.clone(),
@@ -546,10 +558,7 @@ fn nodenet_spec(shared: &Shared, node: &str) -> anyhow::Result<NodenetSpec> {
         kubeconfig: shared.dirs.underlay_kubeconfig(),
         node_name: n.name.clone(),
         node_ips: topology::node_ips(n),
-        cluster_cidrs: shared
-            .cfg
-            .dual_stack
-            .then(|| crate::config::DUAL_STACK_CLUSTER_CIDRS.to_string()),
+        dual_stack: shared.cfg.dual_stack,
         netns: n.netns.clone(),
         dirs: shared.dirs.node(&n.name),
         extra_args: shared.cfg.nodenet_args.clone(),

@@ -20,8 +20,9 @@ pub struct NodenetSpec {
     pub node_name: String,
     /// `--node-ip`: IPv4, and IPv6 too in a dual-stack lab.
     pub node_ips: Vec<IpAddr>,
-    /// `--cluster-cidr`, when not nodenet's default (a dual-stack lab).
-    pub cluster_cidrs: Option<String>,
+    /// A dual-stack lab: nodenet gets both families' `--cluster-cidr`,
+    /// `--service-cidr` and `--cluster-dns`, and both upstream resolvers.
+    pub dual_stack: bool,
     pub netns: String,
     pub dirs: NodeDirs,
     pub extra_args: Vec<String>,
@@ -53,13 +54,26 @@ impl NodenetSpec {
         if !self.has_extra("--resolv-conf") {
             args.extend(["--resolv-conf".into(), p(&self.upstream_resolv_conf())]);
         }
-        if let Some(cidrs) = self.cluster_cidrs.as_ref()
-            && !self.has_extra("--cluster-cidr")
-        {
-            args.extend(["--cluster-cidr".into(), cidrs.clone()]);
+        for (flag, value) in self.dual_stack_flags() {
+            if !self.has_extra(flag) {
+                args.extend([flag.to_string(), value.to_string()]);
+            }
         }
         args.extend(self.extra_args.iter().cloned());
         args
+    }
+
+    /// The address flags of a dual-stack lab (none otherwise: nodenet's
+    /// defaults are the IPv4 lab's).
+    fn dual_stack_flags(&self) -> Vec<(&'static str, &'static str)> {
+        if !self.dual_stack {
+            return Vec::new();
+        }
+        vec![
+            ("--cluster-cidr", crate::config::DUAL_STACK_CLUSTER_CIDRS),
+            ("--service-cidr", crate::config::DUAL_STACK_SERVICE_CIDRS),
+            ("--cluster-dns", crate::config::DUAL_STACK_CLUSTER_DNS),
+        ]
     }
 
     /// Whether the test's extra arguments set `flag` themselves.
@@ -72,16 +86,24 @@ impl NodenetSpec {
         ips.join(",")
     }
 
-    /// The upstream resolvers of the node's DNS: the underlay gateway, inside
-    /// the lab, never the machine's own resolvers (no lab packet may leave).
-    /// A test that needs forwarding runs a resolver there.
+    /// The upstream resolvers of the node's DNS: the underlay gateway (both
+    /// its addresses in a dual-stack lab), inside the lab, never the
+    /// machine's own resolvers (no lab packet may leave). A test that needs
+    /// forwarding runs a resolver there ([`crate::upstream`]).
     pub fn upstream_resolv_conf(&self) -> PathBuf {
         self.dirs.run.join("upstream-resolv.conf")
     }
 
     fn write_upstream_resolv_conf(&self) -> std::io::Result<()> {
-        let text = format!("nameserver {}\n", crate::topology::UNDERLAY_GATEWAY);
-        std::fs::write(self.upstream_resolv_conf(), text)
+        std::fs::write(self.upstream_resolv_conf(), self.upstream_resolv_text())
+    }
+
+    /// The text of [`NodenetSpec::upstream_resolv_conf`].
+    pub fn upstream_resolv_text(&self) -> String {
+        crate::upstream::listen_addrs(self.dual_stack)
+            .iter()
+            .map(|ip| format!("nameserver {ip}\n"))
+            .collect()
     }
 
     /// Starts the daemon inside the node namespace; the PID is recorded.
@@ -121,4 +143,62 @@ pub fn stop(child: &mut Child, registry: &ProcRegistry, grace: Duration) {
     let _ = child.kill();
     let _ = child.wait();
     registry.remove(child.id());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dirs::LabDirs;
+
+    fn spec(dual_stack: bool, extra: &[&str]) -> NodenetSpec {
+        let dirs = LabDirs::for_prefix("nltest00");
+        NodenetSpec {
+            bin: "/bin/nodenet".into(),
+            kubeconfig: dirs.underlay_kubeconfig(),
+            node_name: "node-1".into(),
+            node_ips: vec![IpAddr::from([172, 30, 0, 11])],
+            dual_stack,
+            netns: "nltest00-node-1".into(),
+            dirs: dirs.node("node-1"),
+            extra_args: extra.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    fn flag<'a>(args: &'a [String], name: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|w| w[0] == name)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn dual_stack_nodes_get_both_families_of_every_address_flag() {
+        let args = spec(true, &[]).args();
+        assert_eq!(flag(&args, "--cluster-cidr"), ["10.42.0.0/16,fd42::/56"]);
+        assert_eq!(flag(&args, "--service-cidr"), ["10.43.0.0/16,fd43::/112"]);
+        assert_eq!(flag(&args, "--cluster-dns"), ["10.43.0.10,fd43::a"]);
+        assert_eq!(
+            spec(true, &[]).upstream_resolv_text(),
+            "nameserver 172.30.0.1\nnameserver fd30::1\n"
+        );
+        // A test's own value wins.
+        let args = spec(true, &["--cluster-dns=10.43.0.10"]).args();
+        assert!(flag(&args, "--cluster-dns").is_empty());
+        assert_eq!(
+            args.last().map(String::as_str),
+            Some("--cluster-dns=10.43.0.10")
+        );
+    }
+
+    #[test]
+    fn ipv4_nodes_keep_nodenets_defaults() {
+        let args = spec(false, &[]).args();
+        for name in ["--cluster-cidr", "--service-cidr", "--cluster-dns"] {
+            assert!(flag(&args, name).is_empty(), "{name} in {args:?}");
+        }
+        assert_eq!(
+            spec(false, &[]).upstream_resolv_text(),
+            "nameserver 172.30.0.1\n"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The nodes' "real" upstream resolver: a dnsmasq in the underlay
-//! namespace at 172.30.0.1:53 (UDP and TCP), where every node's
-//! `--resolv-conf` points (see [`crate::nodenet`]). It has no upstream of
+//! namespace at 172.30.0.1:53 (UDP and TCP), and in a dual-stack lab also
+//! at [fd30::1]:53, where every node's `--resolv-conf` points (see
+//! [`crate::nodenet`]). It has no upstream of
 //! its own and reads no file of the machine's, so no lab query leaves
 //! the lab: it serves a fixed set of external test names and answers
 //! NXDOMAIN for any other name under [`DOMAIN`] and REFUSED elsewhere.
@@ -10,7 +11,7 @@
 //! PID like every process it starts, so teardown (also `nodenet-lab down`
 //! after a crash) kills it, and its files live under the lab directory.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use anyhow::{Context, bail};
 
 use crate::netns::{self, Enter};
 use crate::procs::ProcRegistry;
-use crate::topology::UNDERLAY_GATEWAY;
+use crate::topology::{UNDERLAY_GATEWAY, UNDERLAY_GATEWAY_V6};
 
 /// The domain the upstream is authoritative for (nothing under it is
 /// forwarded anywhere: unknown names are NXDOMAIN).
@@ -39,11 +40,26 @@ pub const SPARE: [(&str, Ipv4Addr); 2] = [
     ("cached.upstream.test", Ipv4Addr::new(203, 0, 113, 11)),
     ("uncached.upstream.test", Ipv4Addr::new(203, 0, 113, 12)),
 ];
+/// A name with one A and one AAAA record (dual-stack tests).
+pub const DUAL: (&str, Ipv4Addr, Ipv6Addr) = (
+    "dual.upstream.test",
+    Ipv4Addr::new(203, 0, 113, 20),
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x20),
+);
 /// TTL of every answer (dnsmasq's default for local names is 0, which a
 /// cache may not keep).
 pub const TTL: u32 = 300;
 /// Where it listens.
-pub const ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(UNDERLAY_GATEWAY), 53);
+pub const ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(UNDERLAY_GATEWAY), 53);
+/// Where it also listens in a dual-stack lab.
+pub const ADDR_V6: SocketAddr = SocketAddr::new(IpAddr::V6(UNDERLAY_GATEWAY_V6), 53);
+
+/// The addresses it listens on: [`ADDR`]'s, and [`ADDR_V6`]'s in a
+/// dual-stack lab (the nodes' upstream resolv.conf lists the same).
+pub fn listen_addrs(dual_stack: bool) -> Vec<IpAddr> {
+    let v6 = dual_stack.then_some(ADDR_V6.ip());
+    std::iter::once(ADDR.ip()).chain(v6).collect()
+}
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -63,6 +79,7 @@ fn hosts_file() -> String {
     for ip in many_addrs() {
         text.push_str(&format!("{ip} {MANY}\n"));
     }
+    text.push_str(&format!("{} {}\n{} {}\n", DUAL.1, DUAL.0, DUAL.2, DUAL.0));
     text
 }
 
@@ -74,8 +91,8 @@ pub struct UpstreamDns {
 }
 
 /// dnsmasq's arguments: foreground, no configuration or hosts file of the
-/// machine, no upstream, only our address.
-fn args(dir: &Path) -> Vec<String> {
+/// machine, no upstream, only our addresses.
+fn args(dir: &Path, listen: &[IpAddr]) -> Vec<String> {
     let p = |name: &str| dir.join(name).display().to_string();
     vec![
         "--keep-in-foreground".into(),
@@ -87,7 +104,7 @@ fn args(dir: &Path) -> Vec<String> {
         format!("--txt-record={},{}", TXT.0, TXT.1),
         format!("--local=/{DOMAIN}/"),
         format!("--local-ttl={TTL}"),
-        format!("--listen-address={UNDERLAY_GATEWAY}"),
+        format!("--listen-address={}", join(listen)),
         "--bind-interfaces".into(),
         "--port=53".into(),
         // Root keeps it able to read the lab directory; it never drops
@@ -100,16 +117,27 @@ fn args(dir: &Path) -> Vec<String> {
     ]
 }
 
+fn join(ips: &[IpAddr]) -> String {
+    let texts: Vec<String> = ips.iter().map(ToString::to_string).collect();
+    texts.join(",")
+}
+
 impl UpstreamDns {
     /// Writes its files under `dir`, starts dnsmasq in the namespace
-    /// `underlay` (recording its PID) and waits until it accepts TCP.
-    pub fn start(dir: &Path, underlay: &str, registry: &ProcRegistry) -> anyhow::Result<Self> {
+    /// `underlay` on `listen` (see [`listen_addrs`]; recording its PID) and
+    /// waits until it accepts TCP on each.
+    pub fn start(
+        dir: &Path,
+        underlay: &str,
+        listen: &[IpAddr],
+        registry: &ProcRegistry,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(dir.join("hosts"), hosts_file())?;
         let log = dir.join("dnsmasq.log");
         let out = std::fs::File::create(dir.join("dnsmasq.out"))?;
         let mut cmd = Command::new("dnsmasq");
-        cmd.args(args(dir))
+        cmd.args(args(dir, listen))
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
@@ -119,7 +147,7 @@ impl UpstreamDns {
             .context("cannot run dnsmasq (scripts/install-deps installs it)")?;
         registry.add(child.id(), false, "upstream dnsmasq");
         let mut upstream = UpstreamDns { child, log };
-        if let Err(e) = upstream.wait_serving(underlay) {
+        if let Err(e) = upstream.wait_serving(underlay, listen) {
             upstream.stop(registry);
             let out = std::fs::read_to_string(dir.join("dnsmasq.out")).unwrap_or_default();
             return Err(e.context(format!("dnsmasq output: {}", out.trim())));
@@ -136,21 +164,26 @@ impl UpstreamDns {
         &self.log
     }
 
-    fn wait_serving(&mut self, underlay: &str) -> anyhow::Result<()> {
+    fn wait_serving(&mut self, underlay: &str, listen: &[IpAddr]) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("dnsmasq exited at start: {status}");
+        for ip in listen {
+            let addr = SocketAddr::new(*ip, 53);
+            loop {
+                if let Some(status) = self.child.try_wait()? {
+                    bail!("dnsmasq exited at start: {status}");
+                }
+                let connect =
+                    move || std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+                if netns::run_in(&netns::path(underlay), connect).is_ok() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("dnsmasq does not accept TCP on {addr} after {START_TIMEOUT:?}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            let connect = || std::net::TcpStream::connect_timeout(&ADDR, Duration::from_secs(1));
-            if netns::run_in(&netns::path(underlay), connect).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("dnsmasq does not accept TCP on {ADDR} after {START_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
 
     /// Kills it by PID (our unreaped child, so the PID is still its own)
@@ -173,8 +206,12 @@ mod tests {
         let hosts = hosts_file();
         assert_eq!(hosts.lines().filter(|l| l.ends_with(MANY)).count(), 100);
         assert!(hosts.contains("203.0.113.10 www.upstream.test\n"));
-        let args = args(Path::new("/run/nodenet-lab/x/upstream"));
-        assert!(args.contains(&"--no-resolv".to_string()));
-        assert!(args.contains(&"--listen-address=172.30.0.1".to_string()));
+        let dir = Path::new("/run/nodenet-lab/x/upstream");
+        let args4 = args(dir, &listen_addrs(false));
+        assert!(args4.contains(&"--no-resolv".to_string()));
+        assert!(args4.contains(&"--listen-address=172.30.0.1".to_string()));
+        let args6 = args(dir, &listen_addrs(true));
+        assert!(args6.contains(&"--listen-address=172.30.0.1,fd30::1".to_string()));
+        assert!(hosts.contains("2001:db8::20 dual.upstream.test\n"));
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::ApiServerConfig;
 use super::error::ApiError;
+use super::families::{self, Decision, Family};
 use super::meta;
 use super::resources::ResourceType;
 
@@ -80,103 +81,104 @@ impl Allocator {
 
     fn assign_service(&mut self, svc: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
         let name = meta::name(svc).to_string();
-        let ip = self.service_ip(svc, old, &name)?;
-        let spec = spec_mut(svc);
-        match ip {
-            ServiceIp::None => {
-                spec.remove("clusterIP");
-                spec.remove("clusterIPs");
-            }
-            ServiceIp::Headless => {
-                spec.insert("clusterIP".into(), json!("None"));
-                spec.insert("clusterIPs".into(), json!(["None"]));
-            }
-            ServiceIp::Ip(ip) => {
-                self.cluster_ips.insert(ip);
-                spec.insert("clusterIP".into(), json!(ip.to_string()));
-                spec.insert("clusterIPs".into(), json!([ip.to_string()]));
-            }
-        }
+        let ranges = self.service_ranges();
+        let configured: Vec<Family> = ranges.iter().map(|r| Family::of(&r.addr())).collect();
+        let decision = families::decide(svc, old, &configured)?;
+        let ips = match &decision {
+            Decision::Ips {
+                families, wanted, ..
+            } => self.cluster_ips_for(families, wanted, &ranges, &name)?,
+            _ => Vec::new(),
+        };
+        write_service_ips(spec_mut(svc), &decision, &ips);
         self.assign_node_ports(svc, old, &name)
     }
 
-    fn service_ip(
-        &self,
-        svc: &Value,
-        old: Option<&Value>,
-        name: &str,
-    ) -> Result<ServiceIp, ApiError> {
-        let spec = svc.get("spec");
-        if spec.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("ExternalName") {
-            return Ok(ServiceIp::None);
-        }
-        let requested = spec
-            .and_then(|s| s.get("clusterIP"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let previous = old
-            .and_then(|o| o.get("spec")?.get("clusterIP")?.as_str())
-            .unwrap_or("");
-        if !previous.is_empty() && !requested.is_empty() && requested != previous {
-            return Err(ApiError::invalid(
-                "Service",
-                name,
-                "spec.clusterIP",
-                "field is immutable",
-            ));
-        }
-        match if requested.is_empty() {
-            previous
-        } else {
-            requested
-        } {
-            "" => self.free_cluster_ip(name).map(ServiceIp::Ip),
-            "None" => Ok(ServiceIp::Headless),
-            wanted => self.check_cluster_ip(wanted, name).map(ServiceIp::Ip),
-        }
+    /// The service ranges, primary first: `service_cidr`, then
+    /// `service_cidr_v6` when it is of the other family (dual-stack).
+    fn service_ranges(&self) -> Vec<IpNet> {
+        let primary = self.config.service_cidr;
+        let secondary = self
+            .config
+            .service_cidr_v6
+            .filter(|v6| !same_family(v6, &primary));
+        std::iter::once(primary).chain(secondary).collect()
     }
 
-    fn check_cluster_ip(&self, wanted: &str, name: &str) -> Result<IpAddr, ApiError> {
-        let invalid = |msg: String| ApiError::invalid("Service", name, "spec.clusterIP", msg);
-        let ip: IpAddr = wanted
-            .parse()
-            .map_err(|_| invalid(format!("{wanted:?}: must be a valid IP address")))?;
-        let net = self.config.service_cidr;
+    /// Checks and reserves each family's address (requested, or the first
+    /// free one of that family's range).
+    fn cluster_ips_for(
+        &mut self,
+        families: &[Family],
+        wanted: &[Option<IpAddr>],
+        ranges: &[IpNet],
+        name: &str,
+    ) -> Result<Vec<IpAddr>, ApiError> {
+        let mut out = Vec::new();
+        for (i, (family, wanted)) in families.iter().zip(wanted).enumerate() {
+            let net = ranges
+                .iter()
+                .find(|r| Family::of(&r.addr()) == *family)
+                .copied()
+                .ok_or_else(|| {
+                    ApiError::invalid("Service", name, "spec.ipFamilies", "family not configured")
+                })?;
+            let field = if i == 0 {
+                "spec.clusterIP".to_string()
+            } else {
+                format!("spec.clusterIPs[{i}]")
+            };
+            let ip = match wanted {
+                Some(ip) => self.check_cluster_ip(*ip, net, name, &field)?,
+                None => self.free_cluster_ip(net, name, &field)?,
+            };
+            self.cluster_ips.insert(ip);
+            out.push(ip);
+        }
+        Ok(out)
+    }
+
+    fn check_cluster_ip(
+        &self,
+        ip: IpAddr,
+        net: IpNet,
+        name: &str,
+        field: &str,
+    ) -> Result<IpAddr, ApiError> {
+        let invalid = |msg: String| ApiError::invalid("Service", name, field, msg);
         if !net.contains(&ip)
             || ip == net.network()
             || (net.addr().is_ipv4() && ip == net.broadcast())
         {
             return Err(invalid(format!(
-                "{wanted}: provided IP is not in the valid range. The range of valid IPs is {net}"
+                "{ip}: provided IP is not in the valid range. The range of valid IPs is {net}"
             )));
         }
         if self.cluster_ips.contains(&ip) {
-            return Err(invalid(format!(
-                "{wanted}: provided IP is already allocated"
-            )));
+            return Err(invalid(format!("{ip}: provided IP is already allocated")));
         }
         Ok(ip)
     }
 
     /// Dynamic IPs come from above a low band kept for static requests (as
     /// Kubernetes does), so e.g. the DNS address .10 stays free.
-    fn free_cluster_ip(&self, name: &str) -> Result<IpAddr, ApiError> {
-        let net = self.config.service_cidr;
+    fn free_cluster_ip(&self, net: IpNet, name: &str, field: &str) -> Result<IpAddr, ApiError> {
         let bits = u32::from(net.max_prefix_len() - net.prefix_len());
         let size = 1u64.checked_shl(bits).unwrap_or(u64::MAX);
         let band = usize::try_from((size / 16).clamp(16, 256)).unwrap_or(256);
-        // Bounded scans keep huge IPv6 ranges cheap.
+        // Bounded scans keep huge IPv6 ranges cheap; an IPv6 range's own
+        // network address (the subnet-router anycast) is never handed out.
         net.hosts()
             .skip(band)
             .take(1 << 20)
             .chain(net.hosts().take(band))
-            .find(|ip| !self.cluster_ips.contains(ip))
+            .find(|ip| *ip != net.network() && !self.cluster_ips.contains(ip))
             .ok_or_else(|| {
                 ApiError::invalid(
                     "Service",
                     name,
-                    "spec.clusterIP",
-                    "no free ClusterIP left in the service CIDR",
+                    field,
+                    format!("no free ClusterIP left in the service CIDR {net}"),
                 )
             })
     }
@@ -434,10 +436,33 @@ fn requested_cidrs(node: &Value) -> Vec<String> {
     out
 }
 
-enum ServiceIp {
-    None,
-    Headless,
-    Ip(IpAddr),
+/// Writes clusterIP(s), ipFamilies and ipFamilyPolicy as decided.
+fn write_service_ips(
+    spec: &mut serde_json::Map<String, Value>,
+    decision: &Decision,
+    ips: &[IpAddr],
+) {
+    let (policy, families, ips): (_, _, Vec<String>) = match decision {
+        Decision::NoClusterIp => {
+            for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+                spec.remove(field);
+            }
+            return;
+        }
+        Decision::Headless { policy, families } => (policy, families, vec!["None".into()]),
+        Decision::Ips {
+            policy, families, ..
+        } => (
+            policy,
+            families,
+            ips.iter().map(ToString::to_string).collect(),
+        ),
+    };
+    let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+    spec.insert("clusterIP".into(), json!(ips.first()));
+    spec.insert("clusterIPs".into(), json!(ips));
+    spec.insert("ipFamilies".into(), json!(names));
+    spec.insert("ipFamilyPolicy".into(), json!(policy));
 }
 
 fn spec_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
@@ -672,6 +697,104 @@ mod tests {
             .assign(nodes(), &mut changed, Some(&n1))
             .expect_err("immutable");
         assert!(err.to_string().contains("immutable"), "{err}");
+    }
+
+    fn dual_alloc() -> Allocator {
+        Allocator::new(ApiServerConfig {
+            service_cidr_v6: Some("fd43::/112".parse().expect("cidr")),
+            ..ApiServerConfig::default()
+        })
+    }
+
+    #[test]
+    fn dual_stack_services_get_one_cluster_ip_per_family() {
+        let mut a = dual_alloc();
+        let mut single = svc("single", json!({}));
+        a.assign(services(), &mut single, None).expect("single");
+        assert_eq!(single["spec"]["clusterIPs"], json!(["10.43.1.1"]));
+        assert_eq!(single["spec"]["ipFamilies"], json!(["IPv4"]));
+        assert_eq!(single["spec"]["ipFamilyPolicy"], "SingleStack");
+        let mut both = svc("both", json!({"ipFamilyPolicy": "PreferDualStack"}));
+        a.assign(services(), &mut both, None).expect("dual");
+        assert_eq!(both["spec"]["clusterIP"], "10.43.1.2");
+        assert_eq!(
+            both["spec"]["clusterIPs"],
+            json!(["10.43.1.2", "fd43::100"])
+        );
+        assert_eq!(both["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
+        let mut v6 = svc("v6", json!({"ipFamilies": ["IPv6"]}));
+        a.assign(services(), &mut v6, None).expect("v6 only");
+        assert_eq!(v6["spec"]["clusterIPs"], json!(["fd43::101"]));
+        assert_eq!(v6["spec"]["ipFamilyPolicy"], "SingleStack");
+        // The kube-dns Service the DNS component creates.
+        let mut dns = svc(
+            "kube-dns",
+            json!({"clusterIP": "10.43.0.10", "clusterIPs": ["10.43.0.10", "fd43::a"],
+                   "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "RequireDualStack"}),
+        );
+        a.assign(services(), &mut dns, None)
+            .expect("kube-dns accepted");
+        assert_eq!(dns["spec"]["clusterIPs"], json!(["10.43.0.10", "fd43::a"]));
+        let mut clash = svc("clash", json!({"clusterIPs": ["10.43.0.11", "fd43::a"]}));
+        let err = a.assign(services(), &mut clash, None).expect_err("taken");
+        assert!(
+            matches!(err, ApiError::Invalid { ref field, .. } if field == "spec.clusterIPs[1]"),
+            "{err:?}"
+        );
+        // The failed request reserved nothing: 10.43.0.11 is still free.
+        let mut again = svc("again", json!({"clusterIP": "10.43.0.11"}));
+        a.assign(services(), &mut again, None).expect("still free");
+        let mut outside = svc("out", json!({"clusterIPs": ["10.43.0.12", "fd99::1"]}));
+        assert_eq!(
+            a.assign(services(), &mut outside, None)
+                .map_err(|e| e.code()),
+            Err(422)
+        );
+        // Deleting frees both families.
+        a.release(services(), &dns);
+        let mut reuse = svc("reuse", json!({"clusterIPs": ["fd43::a", "10.43.0.10"]}));
+        a.assign(services(), &mut reuse, None).expect("released");
+        assert_eq!(reuse["spec"]["ipFamilies"], json!(["IPv6", "IPv4"]));
+    }
+
+    #[test]
+    fn dual_stack_updates_add_and_drop_the_secondary() {
+        let mut a = dual_alloc();
+        let mut s = svc("web", json!({}));
+        a.assign(services(), &mut s, None).expect("single");
+        let mut up = s.clone();
+        up["spec"]["ipFamilyPolicy"] = json!("PreferDualStack");
+        a.assign(services(), &mut up, Some(&s)).expect("upgrade");
+        assert_eq!(up["spec"]["clusterIPs"], json!(["10.43.1.1", "fd43::100"]));
+        let mut down = up.clone();
+        down["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+        a.assign(services(), &mut down, Some(&up))
+            .expect("downgrade");
+        assert_eq!(down["spec"]["clusterIPs"], json!(["10.43.1.1"]));
+        assert_eq!(down["spec"]["ipFamilies"], json!(["IPv4"]));
+        let mut other = svc("other", json!({"clusterIP": "fd43::100"}));
+        a.assign(services(), &mut other, None)
+            .expect("the dropped IPv6 address is free again");
+    }
+
+    #[test]
+    fn headless_keeps_none_with_its_families() {
+        let mut a = dual_alloc();
+        let spec = json!({"clusterIP": "None", "selector": {"app": "web"}, "ipFamilyPolicy": "RequireDualStack"});
+        let mut h = svc("h", spec);
+        a.assign(services(), &mut h, None).expect("headless");
+        assert_eq!(h["spec"]["clusterIP"], "None");
+        assert_eq!(h["spec"]["clusterIPs"], json!(["None"]));
+        assert_eq!(h["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
+        let mut single = alloc();
+        let mut dual = svc("d", json!({"ipFamilyPolicy": "RequireDualStack"}));
+        let err = single
+            .assign(services(), &mut dual, None)
+            .expect_err("no IPv6 range");
+        assert!(
+            err.to_string().contains("not configured for dual-stack"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -69,9 +69,10 @@ fn default_service(svc: &mut Value) {
     let kind = spec.entry("type").or_insert(json!("ClusterIP")).clone();
     spec.entry("sessionAffinity").or_insert(json!("None"));
     if kind != "ExternalName" {
+        // ipFamilyPolicy and ipFamilies are decided with the ClusterIPs
+        // (allocate.rs): a default here would hide "not set".
         spec.entry("internalTrafficPolicy")
             .or_insert(json!("Cluster"));
-        spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
     }
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for port in ports.iter_mut().filter_map(Value::as_object_mut) {
@@ -81,21 +82,6 @@ fn default_service(svc: &mut Value) {
             }
         }
     }
-}
-
-/// Sets `spec.ipFamilies` from the ClusterIP actually assigned.
-pub fn set_ip_families(res: &ResourceType, obj: &mut Value) {
-    if res.kind != "Service" || !res.group.is_empty() {
-        return;
-    }
-    let family = match obj.pointer("/spec/clusterIP").and_then(Value::as_str) {
-        Some(ip) if ip.contains(':') => "IPv6",
-        Some(ip) if ip.contains('.') => "IPv4",
-        _ => return,
-    };
-    object(obj, "spec")
-        .entry("ipFamilies")
-        .or_insert(json!([family]));
 }
 
 fn default_namespace(ns: &mut Value) {

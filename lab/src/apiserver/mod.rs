@@ -25,12 +25,14 @@
 //! `resourceVersion`/`resourceVersionMatch` on lists; Foreground deletion
 //! (treated as Background); subresources other than status and pods/binding
 //! (no scale, exec, logs, eviction, proxy); controllers (no Deployment or
-//! DaemonSet rollout, no Endpoints, no `kubernetes` Service); CRDs; one
-//! service CIDR (no dual-stack ClusterIPs; dual-stack podCIDRs are).
+//! DaemonSet rollout, no Endpoints, no `kubernetes` Service); CRDs.
+//! Dual-stack is opt-in: a second service range and IPv6 podCIDRs
+//! (see [`ApiServerConfig`]).
 
 mod allocate;
 mod discovery;
 mod error;
+mod families;
 mod gc;
 mod hooks;
 mod http;
@@ -62,8 +64,12 @@ use store::Store;
 /// Address ranges the server allocates from.
 #[derive(Debug, Clone)]
 pub struct ApiServerConfig {
-    /// Service ClusterIPs come from here.
+    /// Service ClusterIPs come from here (the primary family).
     pub service_cidr: ipnet::IpNet,
+    /// The second service range of a dual-stack lab (its family must
+    /// differ from `service_cidr`'s): Services then honour
+    /// spec.ipFamilyPolicy and spec.ipFamilies as in a dual-stack cluster.
+    pub service_cidr_v6: Option<ipnet::IpNet>,
     /// Node podCIDRs are carved from here.
     pub cluster_cidr: ipnet::IpNet,
     /// Prefix length of each node's podCIDR block.
@@ -84,6 +90,7 @@ impl Default for ApiServerConfig {
                 ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 43, 0, 0), 16)
                     .expect("static prefix length is valid"),
             ),
+            service_cidr_v6: None,
             cluster_cidr: ipnet::IpNet::V4(
                 ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 42, 0, 0), 16)
                     .expect("static prefix length is valid"),

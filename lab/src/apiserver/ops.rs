@@ -147,7 +147,6 @@ pub fn create(
     m.insert("generation".into(), json!(1));
     hooks::default_fields(res, &mut obj);
     state.alloc.assign(res, &mut obj, None)?;
-    hooks::set_ip_families(res, &mut obj);
     Ok(state.insert_new(res, obj))
 }
 
@@ -265,7 +264,6 @@ pub fn update(
     keep_system_metadata(&old, &mut new);
     hooks::default_fields(res, &mut new);
     state.alloc.assign(res, &mut new, Some(&old))?;
-    hooks::set_ip_families(res, &mut new);
     if strip_rv(&new) == strip_rv(&old) {
         return Ok(old);
     }

@@ -421,6 +421,66 @@ mod tests {
         );
     }
 
+    fn dual_pod(name: &str, v4: &str, v6: &str) -> Arc<Pod> {
+        let mut p = (*pod(name, v4, true, 8080)).clone();
+        let status = p.status.as_mut().unwrap();
+        status.pod_ips = Some(vec![PodIP { ip: v4.into() }, PodIP { ip: v6.into() }]);
+        Arc::new(p)
+    }
+
+    fn with_families(families: &[&str]) -> Service {
+        let mut s = svc(IntOrString::String("web".into()));
+        s.spec.as_mut().unwrap().ip_families =
+            Some(families.iter().map(|f| f.to_string()).collect());
+        s
+    }
+
+    #[test]
+    fn dual_stack_service_gets_one_slice_per_family() {
+        let pods = vec![
+            dual_pod("a", "10.42.0.5", "fd42::5"),
+            dual_pod("b", "10.42.1.6", "fd42:0:0:1::6"),
+        ];
+        let slices = desired(&with_families(&["IPv6", "IPv4"]), &pods);
+        let summary: Vec<(String, Vec<String>)> = slices
+            .iter()
+            .map(|s| {
+                let addrs = s.endpoints.iter().flat_map(|e| e.addresses.clone());
+                (s.address_type.clone(), addrs.collect())
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "IPv6".to_string(),
+                    vec!["fd42:0:0:1::6".to_string(), "fd42::5".to_string()]
+                ),
+                (
+                    "IPv4".to_string(),
+                    vec!["10.42.0.5".to_string(), "10.42.1.6".to_string()]
+                ),
+            ]
+        );
+        assert_ne!(slices[0].metadata.name, slices[1].metadata.name);
+        for (s, first) in slices.iter().zip(["b", "a"]) {
+            assert_eq!(s.ports.as_ref().unwrap()[0].port, Some(8080));
+            let target = s.endpoints[0].target_ref.as_ref().unwrap();
+            assert_eq!(target.name.as_deref(), Some(first), "{}", s.address_type);
+        }
+        // A single-stack IPv6 Service: only the IPv6 slice.
+        let v6 = desired(&with_families(&["IPv6"]), &pods);
+        assert_eq!(v6.len(), 1);
+        assert_eq!(v6[0].address_type, "IPv6");
+        assert_eq!(v6[0].endpoints.len(), 2);
+        // IPv4-only pods of a dual-stack Service: a placeholder IPv6 slice.
+        let v4_pods = vec![pod("c", "10.42.0.7", true, 8080)];
+        let mixed = desired(&with_families(&["IPv4", "IPv6"]), &v4_pods);
+        assert_eq!(mixed.len(), 2);
+        assert_eq!(mixed[1].address_type, "IPv6");
+        assert!(mixed[1].endpoints.is_empty());
+    }
+
     #[test]
     fn no_pods_gives_placeholder_and_no_selector_gives_nothing() {
         let slices = desired(&svc(IntOrString::Int(80)), &[]);

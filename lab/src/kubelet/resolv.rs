@@ -7,15 +7,31 @@ use std::net::IpAddr;
 /// Cluster DNS settings the kubelet is configured with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterDns {
-    pub server: IpAddr,
+    /// kubelet's `clusterDNS`: every address becomes a nameserver line.
+    pub servers: Vec<IpAddr>,
     pub domain: String,
 }
 
 impl Default for ClusterDns {
     fn default() -> Self {
         ClusterDns {
-            server: IpAddr::from([10, 43, 0, 10]),
+            servers: vec![IpAddr::from([10, 43, 0, 10])],
             domain: "cluster.local".into(),
+        }
+    }
+}
+
+impl ClusterDns {
+    /// A dual-stack lab's kubelets: both cluster DNS addresses
+    /// ([`crate::config::DUAL_STACK_CLUSTER_DNS`]), IPv4 first.
+    pub fn dual_stack() -> Self {
+        let servers = crate::config::DUAL_STACK_CLUSTER_DNS
+            .split(',')
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
+        ClusterDns {
+            servers,
+            ..ClusterDns::default()
         }
     }
 }
@@ -49,7 +65,7 @@ impl Resolv {
 pub fn cluster_first(namespace: &str, dns: &ClusterDns) -> Resolv {
     let d = &dns.domain;
     Resolv {
-        nameservers: vec![dns.server.to_string()],
+        nameservers: dns.servers.iter().map(ToString::to_string).collect(),
         searches: vec![
             format!("{namespace}.svc.{d}"),
             format!("svc.{d}"),
@@ -127,6 +143,12 @@ mod tests {
             text,
             "nameserver 10.43.0.10\nsearch shop.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
         );
+    }
+
+    #[test]
+    fn dual_stack_kubelets_list_both_cluster_dns_addresses() {
+        let r = for_pod(&pod(None, false), &ClusterDns::dual_stack()).unwrap();
+        assert_eq!(r.nameservers, ["10.43.0.10", "fd43::a"]);
     }
 
     #[test]
