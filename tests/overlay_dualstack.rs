@@ -1,5 +1,5 @@
 //! IPv6 and dual-stack overlay in a dual-stack lab (underlay 172.30.0.0/24
-//! + fd30::/64, nodenet run with `--cluster-cidr 10.42.0.0/16,fd42::/56`
+//! and fd30::/64, nodenet run with `--cluster-cidr 10.42.0.0/16,fd42::/56`
 //! and both `--node-ip`s), per backend:
 //!
 //! - every cross-node pod pair talks over TCP and UDP on IPv4 and on IPv6,

