@@ -7,7 +7,8 @@
 //! * [`apply`]: one nft transaction per change, drift repair, counters.
 //! * [`handshake`]: the hand-over with the CNI plugin (a new pod is
 //!   programmed before its containers run).
-//! * [`run`]: the daemon component tying reflectors to the above.
+//! * [`run`]: the daemon component tying reflectors to the above, through
+//!   [`ApiPlanner`] (objects converted once per version, incremental plan).
 
 pub mod apply;
 mod component;
@@ -15,4 +16,6 @@ pub mod handshake;
 pub mod model;
 pub mod plan;
 
-pub use component::{Context, NetpolConfig, NetpolError, run, views_from_api};
+pub use component::{
+    ApiPlanner, Context, NetpolConfig, NetpolError, Snapshot, Update, run, views_from_api,
+};

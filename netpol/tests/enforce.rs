@@ -158,6 +158,21 @@ impl Lab {
         (enforcer, result.unwrap_or_else(|e| panic!("apply: {e}")))
     }
 
+    fn nft_owned(&self, args: &[&str]) -> String {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let out = self
+            .node
+            .run(move || std::process::Command::new("nft").args(&args).output())
+            .expect("node thread")
+            .expect("nft runs");
+        assert!(
+            out.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn nft(&self, args: &'static [&'static str]) -> String {
         let out = self
             .node
@@ -517,4 +532,143 @@ fn a_handed_over_pod_is_programmed_before_it_is_confirmed() {
     handshake.settle(&pending, &dispositions).expect("settle");
     assert!(handshake.scan().expect("scan").is_empty());
     assert_eq!(lab.tcp("a", "c"), Probe::Rejected, "still isolated");
+}
+
+/// Applies `delta` inside the node namespace.
+fn apply_delta(lab: &Lab, enforcer: Enforcer, delta: plan::Delta) -> (Enforcer, Outcome) {
+    let (enforcer, result) = lab
+        .node
+        .run(move || {
+            let mut enforcer = enforcer;
+            let result = enforcer.apply_delta(&delta);
+            (enforcer, result)
+        })
+        .expect("node thread");
+    (
+        enforcer,
+        result.unwrap_or_else(|e| panic!("apply delta: {e}")),
+    )
+}
+
+fn lab_node() -> NodeScope {
+    NodeScope {
+        name: NODE.into(),
+        pod_cidrs: vec!["10.42.0.0/24".parse().expect("cidr")],
+        fail_closed_unknown_pods: true,
+    }
+}
+
+fn key(pod: &PodInfo) -> plan::PodKey {
+    (pod.namespace.clone(), pod.name.clone())
+}
+
+/// Pod events through the incremental planner: element-only changes go
+/// to the kernel as one netlink batch (no nft), the kernel state and the
+/// traffic follow, and a batch the kernel rejects changes nothing.
+#[test]
+fn element_changes_go_through_one_netlink_batch() {
+    let lab = Lab::new();
+    let mut pods = lab.infos();
+    let mut planner = plan::Incremental::new(lab_node());
+    for ns in ["x", "y"] {
+        planner.set_namespace(ns, Some(NamespaceInfo::new(ns, Labels::new())));
+    }
+    for pod in &pods {
+        planner.set_pod(key(pod), Some(pod.clone()));
+    }
+    // x/a accepts x/b on a's named port "http" only.
+    let named = policy(
+        "x",
+        "a-from-b-http",
+        json!({"podSelector": {"matchLabels": {"pod": "a"}},
+               "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}],
+                            "ports": [{"port": "http"}]}]}),
+    );
+    planner.set_policy("x/a-from-b-http", Some(named));
+    let (enforcer, _) = lab.apply(Enforcer::new(), planner.plan().clone());
+    planner.take_delta();
+    assert_eq!(
+        lab.tcp("b", "a"),
+        Probe::Rejected,
+        "a declares no http port yet"
+    );
+
+    // a declares http = TCP 80: one element of a concatenated set.
+    pods[0].ports = vec![netpol::model::NamedPort {
+        name: "http".into(),
+        protocol: netpol::model::Protocol::Tcp,
+        port: 80,
+    }];
+    planner.set_pod(key(&pods[0]), Some(pods[0].clone()));
+    let (enforcer, outcome) = apply_delta(&lab, enforcer, planner.take_delta());
+    assert!(matches!(outcome, Outcome::Elements(_)), "{outcome:?}");
+    let np = enforcer
+        .applied()
+        .and_then(|p| p.sets.keys().find(|n| n.starts_with("np-")).cloned())
+        .expect("named-port set");
+    let listing = lab.nft_owned(&["list", "set", "inet", "nodenet-netpol", &np]);
+    assert!(listing.contains("10.42.0.2 . tcp . 80"), "{listing}");
+    assert_eq!(lab.tcp("b", "a"), Probe::Allowed, "http resolved on a");
+
+    // b loses the peer label: one element leaves the peer set.
+    pods[1].labels = [("pod".to_string(), "other".to_string())].into();
+    planner.set_pod(key(&pods[1]), Some(pods[1].clone()));
+    let (enforcer, outcome) = apply_delta(&lab, enforcer, planner.take_delta());
+    assert!(matches!(outcome, Outcome::Elements(_)), "{outcome:?}");
+    assert_eq!(lab.tcp("b", "a"), Probe::Rejected, "b is no longer a peer");
+
+    // A second pod of a's class: a verdict map entry (jump) and a local pod.
+    let twin = PodInfo {
+        name: "d".into(),
+        ips: vec!["10.42.0.9".parse().expect("ip")],
+        ..pods[0].clone()
+    };
+    planner.set_pod(key(&twin), Some(twin.clone()));
+    let (enforcer, outcome) = apply_delta(&lab, enforcer, planner.take_delta());
+    assert!(matches!(outcome, Outcome::Elements(_)), "{outcome:?}");
+    let map = lab.nft_owned(&["list", "map", "inet", "nodenet-netpol", "dispatch-in-v4"]);
+    assert!(map.contains("10.42.0.9 : jump cls-"), "{map}");
+    let local = lab.nft_owned(&["list", "set", "inet", "nodenet-netpol", "local-pods-v4"]);
+    assert!(local.contains("10.42.0.9"), "{local}");
+
+    // A batch with one bad message (deleting an absent element) is
+    // rejected whole: its add does not happen either.
+    let ops = vec![
+        plan::ElementOp {
+            add: true,
+            object: "local-pods-v4".into(),
+            elements: vec![("10.42.0.50".into(), None)],
+        },
+        plan::ElementOp {
+            add: false,
+            object: "local-pods-v4".into(),
+            elements: vec![("10.42.0.77".into(), None)],
+        },
+    ];
+    let live = enforcer.applied().cloned().expect("applied");
+    let rejected = lab
+        .node
+        .run(move || netpol::apply::netlink::apply_elements("nodenet-netpol", &live, &ops))
+        .expect("node thread");
+    assert!(
+        matches!(
+            rejected,
+            Err(netpol::apply::netlink::NetlinkError::Rejected { .. })
+        ),
+        "{rejected:?}"
+    );
+    let local = lab.nft_owned(&["list", "set", "inet", "nodenet-netpol", "local-pods-v4"]);
+    assert!(
+        !local.contains("10.42.0.50"),
+        "half a batch applied: {local}"
+    );
+
+    // The table is exactly the incremental plan.
+    assert_eq!(enforcer.applied(), Some(planner.plan()));
+    let mut enforcer = enforcer;
+    let drift = lab
+        .node
+        .run(move || enforcer.repair_drift())
+        .expect("node thread");
+    assert_eq!(drift.expect("read back"), Vec::<String>::new());
 }

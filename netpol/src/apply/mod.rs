@@ -4,12 +4,13 @@
 //! process); the calls block, so async callers use `spawn_blocking`.
 
 mod counters;
+pub mod netlink;
 pub mod observed;
 
 use host::names::{NFT_NETPOL_FAMILY, NFT_NETPOL_TABLE};
 use host::nft::NftError;
 
-use crate::plan::{Plan, Script, diff, full_script};
+use crate::plan::{Delta, Plan, Script, diff, full_script};
 
 pub use counters::{CounterSample, read_counters, samples};
 
@@ -22,15 +23,21 @@ pub enum ApplyError {
     /// br_netfilter could not be enabled (same-node traffic would bypass us).
     #[error("cannot enable br_netfilter for same-node pod traffic: {0}")]
     BridgeNetfilter(#[from] host::sysctl::SysctlError),
+    /// A delta was given before any full plan was applied.
+    #[error("no plan applied yet to apply a change to")]
+    NothingApplied,
 }
 
-/// What one [`Enforcer::apply`] did.
+/// What one [`Enforcer::apply`] or [`Enforcer::apply_delta`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The table already matched the plan; nft was not run.
+    /// The table already matched the plan; nothing was sent.
     Unchanged,
-    /// One transaction ran.
+    /// One `nft -f` transaction ran.
     Applied(Script),
+    /// One netlink batch ran (element-only change); the script is what
+    /// nft would have been given, for logs and byte counts.
+    Elements(Script),
 }
 
 /// Owns our table: remembers what it applied last so the next change is a
@@ -78,6 +85,41 @@ impl Enforcer {
         };
         self.applied = Some(plan);
         Ok(Outcome::Applied(script))
+    }
+
+    /// Applies the change `delta` to the live table in one transaction:
+    /// a netlink batch when it only adds or removes elements, else the
+    /// diff script through `nft -f`. Falls back to a full replace when the
+    /// kernel rejects it (the table drifted). Without a previous apply
+    /// there is nothing to apply a delta to: use [`Enforcer::apply`].
+    pub fn apply_delta(&mut self, delta: &Delta) -> Result<Outcome, ApplyError> {
+        let Some(applied) = self.applied.as_mut() else {
+            return Err(ApplyError::NothingApplied);
+        };
+        let script = delta.script();
+        if script.is_empty() {
+            applied.apply_delta(delta);
+            return Ok(Outcome::Unchanged);
+        }
+        let result = match delta.element_ops() {
+            Some(ops) => netlink::apply_elements(NFT_NETPOL_TABLE, applied, &ops)
+                .map(|()| Outcome::Elements(script.clone()))
+                .or_else(|err| {
+                    tracing::debug!(component = "netpol", error = %err, "netlink batch not applied; using nft");
+                    host::nft::apply(&script.text).map(|()| Outcome::Applied(script.clone()))
+                }),
+            None => host::nft::apply(&script.text).map(|()| Outcome::Applied(script.clone())),
+        };
+        applied.apply_delta(delta);
+        match result {
+            Ok(outcome) => Ok(outcome),
+            Err(err) => {
+                tracing::warn!(component = "netpol", error = %err, "incremental update rejected; replacing the table");
+                let full = replace_script(applied);
+                host::nft::apply(&full.text)?;
+                Ok(Outcome::Applied(full))
+            }
+        }
     }
 
     /// Reads the table back; if it differs from the applied plan (or is

@@ -32,7 +32,9 @@
 //!   rights the moment it leaves `local-pods`.
 
 mod compile;
+mod delta;
 mod diff;
+mod incremental;
 pub mod names;
 mod render;
 
@@ -42,7 +44,9 @@ use ipnet::IpNet;
 
 use crate::model::{Direction, Family, NamespaceInfo, PodInfo, Policy};
 
+pub use delta::{Delta, ElementOp};
 pub use diff::{Script, diff};
+pub use incremental::{Incremental, PodKey};
 pub use render::full_script;
 
 /// A base chain's hook.

@@ -2,6 +2,13 @@
 //! Node; on every (coalesced) change plan and apply; on a timer read the
 //! table back and repair drift.
 //!
+//! Planning is incremental ([`ApiPlanner`]): objects are converted only
+//! when the store holds a new version, and a change costs planner work in
+//! proportion to what it affects. The first pass of a run applies the
+//! whole plan (replacing any previous table in one transaction); every
+//! later pass applies only the change, as one netlink batch when it only
+//! moves set elements, else as one `nft -f` transaction.
+//!
 //! Start-up fails closed: nothing is applied before all four reflectors have
 //! completed their first list (a plan from a partial view could drop
 //! isolation), and until then the table left by the previous run stays in
@@ -21,9 +28,14 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::watch;
 
 use crate::apply::{ApplyError, Enforcer, Outcome};
-use crate::handshake::{Disposition, Handshake, HandshakeError, PendingPod, merge_pending};
+use crate::handshake::{Disposition, Handshake, HandshakeError, PendingPod};
 use crate::model::{NamespaceInfo, PodInfo, Policy, Problem};
-use crate::plan::{self, Inputs, NodeScope, Plan};
+use crate::plan::{NodeScope, Plan};
+
+mod api_planner;
+mod cache;
+
+pub use api_planner::{ApiPlanner, Snapshot, Update};
 
 /// What the component needs from the daemon's configuration.
 #[derive(Debug, Clone)]
@@ -79,8 +91,10 @@ pub struct Context {
     pub namespaces: Shared<Namespace>,
     pub policies: Shared<NetworkPolicy>,
     pub events: Arc<Recorder>,
-    /// Receives every plan once it is live (for /metrics: pass it to
-    /// [`crate::apply::read_counters`]).
+    /// Receives the live plan's named counters (a [`Plan`] holding only
+    /// `counters`) whenever they change (for /metrics: pass it to
+    /// [`crate::apply::read_counters`]). Only the counters, because a copy
+    /// of the whole plan per event would cost more than the event.
     pub applied: watch::Sender<Option<Arc<Plan>>>,
 }
 
@@ -109,10 +123,11 @@ pub async fn run(ctx: &Context, ready: &watch::Sender<bool>) -> Result<(), Netpo
     };
     let mut wake = Wake::new(changes, ctx.config.resync_interval).await;
     let mut enforcer = Enforcer::new();
+    let mut planner = ApiPlanner::new(node_scope(ctx));
     loop {
         let pending = scan(handshake.as_ref())?;
         let dispositions;
-        (enforcer, dispositions) = reconcile(ctx, enforcer, &pending).await?;
+        (enforcer, dispositions) = reconcile(ctx, enforcer, &mut planner, &pending).await?;
         if let Some(handshake) = handshake.as_mut() {
             handshake.settle(&pending, &dispositions)?;
         }
@@ -217,24 +232,96 @@ fn scan(handshake: Option<&Handshake>) -> Result<Vec<PendingPod>, NetpolError> {
 async fn reconcile(
     ctx: &Context,
     enforcer: Enforcer,
+    planner: &mut ApiPlanner,
     pending: &[PendingPod],
 ) -> Result<(Enforcer, Vec<Disposition>), NetpolError> {
     let started = Instant::now();
-    let (plan, problems, dispositions) = plan_from_stores(ctx, pending);
-    report(ctx, &problems).await;
-    let (enforcer, outcome) = blocking(enforcer, move |e| e.apply(plan)).await?;
-    if let Outcome::Applied(script) = &outcome? {
-        tracing::info!(
-            component = "netpol",
-            replace = script.replace,
-            bytes = script.text.len(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "applied"
-        );
+    let snapshot = Snapshot {
+        pods: ctx.pods.store().state(),
+        namespaces: ctx.namespaces.store().state(),
+        policies: ctx.policies.store().state(),
+        node: node_scope(ctx),
+        pending,
+    };
+    if enforcer.applied().is_none() {
+        return first_pass(ctx, enforcer, planner, snapshot, started).await;
     }
-    let live = enforcer.applied().cloned().map(Arc::new);
-    ctx.applied.send_replace(live);
-    Ok((enforcer, dispositions))
+    let update = planner.sync(snapshot);
+    report(ctx, &update.problems).await;
+    let (enforcer, outcome, counters_changed) = match update.delta {
+        Some(delta) => {
+            let changed = !delta.before.counters.is_empty() || !delta.after.counters.is_empty();
+            let (e, outcome) = blocking(enforcer, move |e| e.apply_delta(&delta)).await?;
+            (e, outcome, changed)
+        }
+        // A planner without a baseline: apply its plan whole.
+        None => {
+            let plan = planner.plan().clone();
+            let (e, outcome) = blocking(enforcer, move |e| e.apply(plan)).await?;
+            (e, outcome, true)
+        }
+    };
+    log_outcome(&outcome?, started);
+    if counters_changed {
+        let counters = enforcer.applied().map(|p| Plan {
+            counters: p.counters.clone(),
+            ..Plan::default()
+        });
+        ctx.applied.send_replace(counters.map(Arc::new));
+    }
+    Ok((enforcer, update.dispositions))
+}
+
+/// The first pass of a run replaces whatever table is there. The table
+/// goes live fastest through the full build (a bulk load of the
+/// incremental planner costs about twice as much CPU), so the full plan is
+/// applied first and the planner loads the same snapshot afterwards (run
+/// concurrently, the two fight for the CPU and both finish later); their
+/// plans are then equal (the planner's property tests), checked once here.
+async fn first_pass(
+    ctx: &Context,
+    enforcer: Enforcer,
+    planner: &mut ApiPlanner,
+    snapshot: Snapshot<'_>,
+    started: Instant,
+) -> Result<(Enforcer, Vec<Disposition>), NetpolError> {
+    let full = ApiPlanner::full_plan(&snapshot);
+    let (mut enforcer, outcome) = blocking(enforcer, move |e| e.apply(full)).await?;
+    log_outcome(&outcome?, started);
+    let update = planner.sync(snapshot);
+    if enforcer.applied() != Some(planner.plan()) {
+        tracing::error!(
+            component = "netpol",
+            "incremental planner differs from the full build; applying its plan"
+        );
+        let plan = planner.plan().clone();
+        let outcome;
+        (enforcer, outcome) = blocking(enforcer, move |e| e.apply(plan)).await?;
+        outcome?;
+    }
+    report(ctx, &update.problems).await;
+    let counters = enforcer.applied().map(|p| Plan {
+        counters: p.counters.clone(),
+        ..Plan::default()
+    });
+    ctx.applied.send_replace(counters.map(Arc::new));
+    Ok((enforcer, update.dispositions))
+}
+
+fn log_outcome(outcome: &Outcome, started: Instant) {
+    let (script, via) = match outcome {
+        Outcome::Unchanged => return,
+        Outcome::Applied(script) => (script, "nft"),
+        Outcome::Elements(script) => (script, "netlink"),
+    };
+    tracing::info!(
+        component = "netpol",
+        replace = script.replace,
+        via,
+        bytes = script.text.len(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "applied"
+    );
 }
 
 async fn repair(enforcer: Enforcer) -> Result<Enforcer, NetpolError> {
@@ -256,35 +343,17 @@ async fn blocking<T: Send + 'static>(
     .map_err(|e| NetpolError::Task(e.to_string()))
 }
 
-fn plan_from_stores(
-    ctx: &Context,
-    pending: &[PendingPod],
-) -> (Plan, Vec<Problem>, Vec<Disposition>) {
+/// This node as the planner sees it (pod CIDRs from our Node object).
+fn node_scope(ctx: &Context) -> NodeScope {
     let node = ctx
         .nodes
         .store()
         .get(&ObjectRef::new(&ctx.config.node_name));
-    let scope = NodeScope {
+    NodeScope {
         name: ctx.config.node_name.clone(),
         pod_cidrs: node.as_deref().map(pod_cidrs).unwrap_or_default(),
         fail_closed_unknown_pods: ctx.config.fail_closed_unknown_pods,
-    };
-    let pods: Vec<Arc<Pod>> = ctx.pods.store().state();
-    let namespaces: Vec<Arc<Namespace>> = ctx.namespaces.store().state();
-    let policies: Vec<Arc<NetworkPolicy>> = ctx.policies.store().state();
-    let (policies, mut pods, namespaces, problems) = views_from_api(
-        policies.iter().map(AsRef::as_ref),
-        pods.iter().map(AsRef::as_ref),
-        namespaces.iter().map(AsRef::as_ref),
-    );
-    let dispositions = merge_pending(&mut pods, pending, &ctx.config.node_name);
-    let inputs = Inputs {
-        policies: &policies,
-        pods: &pods,
-        namespaces: &namespaces,
-        node: &scope,
-    };
-    (plan::build(&inputs), problems, dispositions)
+    }
 }
 
 /// Planner views from API objects, plus the problems found in policies.
