@@ -6,14 +6,21 @@
 //!   cargo bench -p netpol --bench apply -- emit-iperf DIR  # scripts for run.sh
 //!
 //! * cold: for 10/100/1 000 policies x 1 000/10 000 pods, in a fresh
-//!   namespace each run: API objects -> views -> plan -> first
-//!   `Enforcer::apply` (full script, one `nft -f`). 5 runs, median.
+//!   namespace each run, the daemon's first pass: the full plan
+//!   (`ApiPlanner::full_plan` = convert every object + `plan::build`) ->
+//!   first `Enforcer::apply` (full script, one `nft -f`); then a fresh
+//!   `ApiPlanner` loads the same snapshot (its plan must equal the applied
+//!   one). 5 runs, median.
 //! * events: at 1 000 x 10 000, the base table applied, then pod events
 //!   (add local, label change, delete local, add remote) cycled 10 times,
-//!   each handled as the daemon does (all objects -> views -> plan ->
-//!   `Enforcer::apply` = diff + one `nft -f`). `nft monitor` in the same
-//!   namespace counts the committed transactions (generations) per event.
-//!   At the end the table is read back (`repair_drift`) and must not differ.
+//!   each handled as the daemon does: `Store::state()`-like snapshot ->
+//!   `ApiPlanner::sync` (only the changed pod converted and planned) ->
+//!   `Enforcer::apply_delta` (one netlink batch for element-only changes,
+//!   else one `nft -f`). `nft monitor` in the same namespace counts the
+//!   committed transactions (generations) per event. After every event the
+//!   incremental plan must equal a full `plan::build` (checked outside the
+//!   timings); at the end the table is read back (`repair_drift`) and must
+//!   not differ.
 
 mod common;
 
@@ -23,10 +30,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{ApiObjects, Event, Views, median, node_scope};
+use common::{ApiObjects, ArcStore, Event, Views, median, node_scope};
 use host::netns::TestNetns;
+use netpol::ApiPlanner;
 use netpol::apply::{Enforcer, Outcome};
-use netpol::plan::{self, Inputs, Plan};
+use netpol::plan::{self, Delta, Inputs, Plan};
 use serde_json::json;
 
 const COLD_RUNS: usize = 5;
@@ -86,7 +94,7 @@ fn apply_in(ns: &TestNetns, enforcer: Enforcer, plan: Plan) -> (Enforcer, Outcom
 fn cold() {
     println!("## cold start (median of {COLD_RUNS} runs, fresh namespace each run, ms)");
     println!(
-        "| policies x pods | views | plan | apply (render + nft -f) | total | script bytes | sets | set elements | chains | rules |"
+        "| policies x pods | full plan (convert + build) | apply (render + nft -f) | **live** (plan + apply) | then: incremental load | script bytes | sets | set elements | chains | rules |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (policies, pods) in [
@@ -98,29 +106,48 @@ fn cold() {
         (1_000, 10_000),
     ] {
         let objects = ApiObjects::new(policies, pods);
+        let mut store = ArcStore::default();
+        store.refresh(&objects);
         let mut parts: [Vec<f64>; 4] = Default::default();
         let mut shape = String::new();
         for _ in 0..COLD_RUNS {
             let ns = TestNetns::new("npbench").expect("netns");
-            let start = Instant::now();
-            let t = Instant::now();
-            let views = objects.views();
-            parts[0].push(ms(t));
-            let t = Instant::now();
-            let plan = build(&views);
-            parts[1].push(ms(t));
+            let (times, plan) = first_pass(&ns, &store);
             shape = plan_shape(&plan);
-            let (_, outcome, took) = apply_in(&ns, Enforcer::new(), plan);
-            parts[2].push(took);
-            parts[3].push(ms(start));
-            assert!(
-                matches!(outcome, Outcome::Applied(ref s) if s.replace),
-                "cold start must replace"
-            );
+            for (part, t) in parts.iter_mut().zip(times) {
+                part.push(t);
+            }
         }
-        let [v, p, a, t] = parts.each_mut().map(|s| median(s));
-        println!("| {policies} x {pods} | {v:.1} | {p:.1} | {a:.1} | {t:.1} | {shape} |");
+        let [f, a, live, load] = parts.each_mut().map(|s| median(s));
+        println!("| {policies} x {pods} | {f:.1} | {a:.1} | {live:.1} | {load:.1} | {shape} |");
     }
+}
+
+/// The daemon's first pass (`first_pass` in the component): the full plan
+/// applied in `ns`, then a fresh `ApiPlanner` loads the same snapshot.
+/// Returns [full plan, apply, live, load] in ms and the plan.
+fn first_pass(ns: &TestNetns, store: &ArcStore) -> ([f64; 4], Plan) {
+    let start = Instant::now();
+    let snapshot = store.snapshot();
+    let full = ApiPlanner::full_plan(&snapshot);
+    let full_ms = ms(start);
+    let reference = full.clone();
+    let (enforcer, outcome, apply_ms) = apply_in(ns, Enforcer::new(), full);
+    let live_ms = ms(start);
+    assert!(
+        matches!(outcome, Outcome::Applied(ref s) if s.replace),
+        "cold start must replace"
+    );
+    let t = Instant::now();
+    let mut planner = ApiPlanner::new(node_scope());
+    planner.sync(snapshot);
+    let load_ms = ms(t);
+    assert_eq!(
+        enforcer.applied(),
+        Some(planner.plan()),
+        "planner differs from the full build"
+    );
+    ([full_ms, apply_ms, live_ms, load_ms], reference)
 }
 
 /// `script bytes | sets | set elements | chains | rules` of a full script.
@@ -186,20 +213,23 @@ impl Drop for Monitor {
 
 #[derive(Default)]
 struct EventStats {
-    views: Vec<f64>,
-    plan: Vec<f64>,
-    diff: Vec<f64>,
+    snapshot: Vec<f64>,
+    sync: Vec<f64>,
     apply: Vec<f64>,
     total: Vec<f64>,
     bytes: Vec<f64>,
+    netlink: usize,
     transactions: Vec<usize>,
 }
 
 fn events() {
     let ns = TestNetns::new("npevent").expect("netns");
     let mut objects = ApiObjects::new(1_000, 10_000);
-    let plan = build(&objects.views());
-    let (mut enforcer, _, base_ms) = apply_in(&ns, Enforcer::new(), plan);
+    let mut store = ArcStore::default();
+    store.refresh(&objects);
+    let mut planner = ApiPlanner::new(node_scope());
+    planner.sync(store.snapshot());
+    let (mut enforcer, _, base_ms) = apply_in(&ns, Enforcer::new(), planner.plan().clone());
     let floor_loaded = nft_floor(&ns);
     let empty = TestNetns::new("npfloor").expect("netns");
     let small = "add table inet nodenet-netpol\nadd set inet nodenet-netpol local-pods-v4 { type ipv4_addr; }\n";
@@ -209,22 +239,32 @@ fn events() {
         .expect("small table");
     let floor_small = nft_floor(&empty);
     drop(empty);
+    let live = enforcer.applied().cloned().expect("base applied");
+    let (netlink_add, netlink_delete) = netlink_floor(&ns, live);
     let monitor = Monitor::start(&ns);
     let mut stats: Vec<EventStats> = Event::CYCLE.iter().map(|_| EventStats::default()).collect();
     for _ in 0..EVENT_ROUNDS {
         for (k, event) in Event::CYCLE.iter().enumerate() {
             event.apply_to(&mut objects);
+            store.refresh(&objects);
             let before = monitor.generations.load(Ordering::SeqCst);
-            let (e, s) = one_event(&ns, enforcer, &objects);
+            let (e, s) = one_event(&ns, enforcer, &mut planner, &store);
             enforcer = e;
             let st = &mut stats[k];
-            st.views.push(s[0]);
-            st.plan.push(s[1]);
-            st.diff.push(s[2]);
-            st.apply.push(s[3]);
-            st.total.push(s[4]);
-            st.bytes.push(s[5]);
+            st.snapshot.push(s.snapshot);
+            st.sync.push(s.sync);
+            st.apply.push(s.apply);
+            st.total.push(s.total);
+            st.bytes.push(s.bytes);
+            st.netlink += usize::from(s.netlink);
             st.transactions.push(monitor.settle(before));
+            // Outside the timings: the incremental plan is the full build.
+            assert_eq!(
+                planner.plan(),
+                &build(&objects.views()),
+                "{} diverged",
+                event.name()
+            );
         }
     }
     drop(monitor);
@@ -240,7 +280,7 @@ fn events() {
         "\n## pod events at 1 000 policies x 10 000 pods (base table applied in {base_ms:.1} ms; {EVENT_ROUNDS} rounds; ms, median / max)"
     );
     println!(
-        "| event | views (all objects) | plan | diff | apply (diff + nft -f) | total event -> live | script bytes | nft transactions per event |"
+        "| event | snapshot (state()) | sync (convert changed + plan) | apply (netlink or nft) | total event -> live | via netlink | script bytes (nft form) | nft transactions per event |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (event, st) in Event::CYCLE.iter().zip(&mut stats) {
@@ -251,23 +291,51 @@ fn events() {
         let tx_min = st.transactions.iter().min().copied().unwrap_or(0);
         let tx_max = st.transactions.iter().max().copied().unwrap_or(0);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.0} | {tx_min}..{tx_max} |",
+            "| {} | {} | {} | {} | {} | {}/{EVENT_ROUNDS} | {:.0} | {tx_min}..{tx_max} |",
             event.name(),
-            cell(&mut st.views),
-            cell(&mut st.plan),
-            cell(&mut st.diff),
+            cell(&mut st.snapshot),
+            cell(&mut st.sync),
             cell(&mut st.apply),
             cell(&mut st.total),
+            st.netlink,
             median(&mut st.bytes),
         );
     }
     println!(
-        "(read-back after {} events: table equals the plan)",
+        "(after every event the incremental plan equalled plan::build; read-back after {} events: table equals the plan)",
         EVENT_ROUNDS * Event::CYCLE.len()
     );
     println!(
         "\nnft -f floor (one-element add or delete, median of 20): {floor_loaded:.2} ms with the 1 000 x 10 000 table loaded, {floor_small:.2} ms with a one-set table"
     );
+    println!(
+        "netlink floor (one-element batch, 1 000 x 10 000 table loaded, median of 10 each): add {netlink_add:.3} ms, delete {netlink_delete:.3} ms"
+    );
+}
+
+/// Median wall times of a one-element netlink batch in `ns`: (add, delete).
+fn netlink_floor(ns: &TestNetns, live: Plan) -> (f64, f64) {
+    let (mut adds, mut deletes) = ns
+        .run(move || {
+            let (mut adds, mut deletes) = (Vec::new(), Vec::new());
+            for i in 0..20 {
+                let op = plan::ElementOp {
+                    add: i % 2 == 0,
+                    object: "local-pods-v4".into(),
+                    elements: vec![("10.42.0.254".into(), None)],
+                };
+                let t = Instant::now();
+                netpol::apply::netlink::apply_elements("nodenet-netpol", &live, &[op])
+                    .unwrap_or_else(|e| panic!("netlink floor: {e}"));
+                match i % 2 {
+                    0 => adds.push(ms(t)),
+                    _ => deletes.push(ms(t)),
+                }
+            }
+            (adds, deletes)
+        })
+        .expect("netns thread");
+    (median(&mut adds), median(&mut deletes))
 }
 
 /// Median wall time of a one-element `nft -f` transaction in `ns`
@@ -290,36 +358,68 @@ fn nft_floor(ns: &TestNetns) -> f64 {
     median(&mut samples)
 }
 
-/// One event the daemon's way; returns the enforcer and
-/// [views, plan, diff, apply, total, script bytes].
-fn one_event(ns: &TestNetns, enforcer: Enforcer, objects: &ApiObjects) -> (Enforcer, [f64; 6]) {
+/// Timings of one event, ms (bytes: the nft form of the change).
+struct EventTimes {
+    snapshot: f64,
+    sync: f64,
+    apply: f64,
+    total: f64,
+    bytes: f64,
+    netlink: bool,
+}
+
+/// One event the daemon's way: snapshot -> sync -> apply_delta.
+fn one_event(
+    ns: &TestNetns,
+    enforcer: Enforcer,
+    planner: &mut ApiPlanner,
+    store: &ArcStore,
+) -> (Enforcer, EventTimes) {
     let start = Instant::now();
+    let snapshot = store.snapshot();
+    let snapshot_ms = ms(start);
     let t = Instant::now();
-    let views = objects.views();
-    let views_ms = ms(t);
-    let t = Instant::now();
-    let plan = build(&views);
-    let plan_ms = ms(t);
-    // Informational: the same diff the enforcer computes inside apply.
-    let t = Instant::now();
-    let old = enforcer.applied().expect("base applied");
-    let script = plan::diff(old, &plan);
-    let diff_ms = ms(t);
-    let (enforcer, outcome, apply_ms) = apply_in(ns, enforcer, plan);
-    let total = ms(start) - diff_ms;
-    let bytes = match outcome {
+    let update = planner.sync(snapshot);
+    let sync_ms = ms(t);
+    let delta = update
+        .delta
+        .expect("every sync after the first has a delta");
+    let (enforcer, outcome, apply_ms) = apply_delta_in(ns, enforcer, delta);
+    let total = ms(start);
+    let (bytes, netlink) = match outcome {
         Outcome::Applied(s) => {
             assert!(!s.replace, "a pod event must not replace the table");
             dump(&s.text);
-            assert_eq!(s.text, script.text);
-            s.text.len()
+            (s.text.len(), false)
         }
-        Outcome::Unchanged => 0,
+        Outcome::Elements(s) => {
+            dump(&s.text);
+            (s.text.len(), true)
+        }
+        Outcome::Unchanged => (0, false),
     };
-    (
-        enforcer,
-        [views_ms, plan_ms, diff_ms, apply_ms, total, bytes as f64],
-    )
+    let times = EventTimes {
+        snapshot: snapshot_ms,
+        sync: sync_ms,
+        apply: apply_ms,
+        total,
+        bytes: bytes as f64,
+        netlink,
+    };
+    (enforcer, times)
+}
+
+/// Like [`apply_in`] for a delta.
+fn apply_delta_in(ns: &TestNetns, enforcer: Enforcer, delta: Delta) -> (Enforcer, Outcome, f64) {
+    ns.run(move || {
+        let mut enforcer = enforcer;
+        let start = Instant::now();
+        let outcome = enforcer
+            .apply_delta(&delta)
+            .unwrap_or_else(|e| panic!("apply delta: {e}"));
+        (enforcer, outcome, ms(start))
+    })
+    .expect("netns thread")
 }
 
 /// With NETPOL_BENCH_DUMP=DIR, keeps each event script as DIR/event-<n>.nft.

@@ -5,6 +5,10 @@
 //! * `cold/<policies>x<pods>`: what a cold start computes before nft runs:
 //!   API objects -> views -> plan -> full script.
 //! * `build/<policies>x<pods>`: `plan::build` alone.
+//! * `cold-sync/<policies>x<pods>`: the daemon's first pass without nft
+//!   (a fresh `ApiPlanner` converting and planning everything).
+//! * `event-sync-pair/<kind>`: a pod event and its inverse through a
+//!   warmed-up `ApiPlanner` (the daemon's CPU work per event, times two).
 //! * `event/<kind>`: at 1 000 policies x 10 000 pods, one pod event the way
 //!   the daemon handles it (all objects -> views -> plan -> diff against the
 //!   live plan), and `event-plan-diff/<kind>` without the conversion.
@@ -15,8 +19,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ApiObjects, Event, Views, node_scope};
+use common::{ApiObjects, ArcStore, Event, Views, node_scope};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use netpol::ApiPlanner;
 use netpol::plan::{self, Inputs, NodeScope, Plan};
 
 const SIZES: [(usize, usize); 6] = [
@@ -48,6 +53,68 @@ fn cold(c: &mut Criterion) {
         let id = BenchmarkId::from_parameter(format!("{policies}x{pods}"));
         group.bench_with_input(id, &objects, |b, objects| {
             b.iter(|| plan::full_script(&build(&objects.views(), &node)).len())
+        });
+    }
+    group.finish();
+}
+
+/// The daemon's first pass without nft: every object converted and
+/// planned by a fresh `ApiPlanner` (what the cold start computes now).
+fn cold_sync(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cold-sync");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(4));
+    for (policies, pods) in SIZES {
+        let mut store = ArcStore::default();
+        store.refresh(&ApiObjects::new(policies, pods));
+        let id = BenchmarkId::from_parameter(format!("{policies}x{pods}"));
+        group.bench_with_input(id, &store, |b, store| {
+            b.iter(|| {
+                let mut planner = ApiPlanner::new(node_scope());
+                planner.sync(store.snapshot());
+                planner.plan().sets.len()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// One pod event through a warmed-up `ApiPlanner` (snapshot + sync), at
+/// 1 000 x 10 000: each iteration applies the event and its inverse, so
+/// the figure is the cost of two events.
+fn event_sync(c: &mut Criterion) {
+    let mut group = c.benchmark_group("event-sync-pair");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(4));
+    let base = ApiObjects::new(1_000, 10_000);
+    let mut before = ArcStore::default();
+    before.refresh(&base);
+    let mut planner = ApiPlanner::new(node_scope());
+    planner.sync(before.snapshot());
+    let pairs = [
+        (Event::AddLocal, "pod-add-local + delete"),
+        (Event::AddRemote, "pod-add-remote + delete"),
+        (Event::AddLocalTwin, "pod-add-local-existing-class + delete"),
+    ];
+    for (event, name) in pairs {
+        let mut objects = ApiObjects::new(0, 0);
+        objects.policies = base.policies.clone();
+        objects.namespaces = base.namespaces.clone();
+        objects.pods = base.pods.clone();
+        event.apply_to(&mut objects);
+        // Same Arcs as `before` for every pod the event leaves alone.
+        let mut after = before.clone();
+        after.refresh(&objects);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                planner.sync(after.snapshot());
+                planner
+                    .sync(before.snapshot())
+                    .delta
+                    .map(|d| d.after.sets.len())
+            })
         });
     }
     group.finish();
@@ -95,5 +162,5 @@ fn events(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, build_only, cold, events);
+criterion_group!(benches, build_only, cold, cold_sync, events, event_sync);
 criterion_main!(benches);

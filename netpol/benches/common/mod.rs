@@ -223,16 +223,24 @@ pub enum Event {
     DeleteLocal,
     /// A new pod on another node (changes only peer sets).
     AddRemote,
+    /// A new pod on this node with the namespace and labels of an
+    /// existing local pod (pod 0): its policies already have chains, so
+    /// only elements change (the common case of a scale-up).
+    AddLocalTwin,
+    /// That pod is deleted again.
+    DeleteLocalTwin,
 }
 
 impl Event {
     /// The events in the order the apply benchmark cycles through them;
     /// each starts from the state the previous one left.
-    pub const CYCLE: [Event; 4] = [
+    pub const CYCLE: [Event; 6] = [
         Event::AddLocal,
         Event::Relabel,
         Event::DeleteLocal,
         Event::AddRemote,
+        Event::AddLocalTwin,
+        Event::DeleteLocalTwin,
     ];
 
     /// Short name for reports.
@@ -242,6 +250,8 @@ impl Event {
             Event::Relabel => "pod-label-change",
             Event::DeleteLocal => "pod-delete-local",
             Event::AddRemote => "pod-add-remote",
+            Event::AddLocalTwin => "pod-add-local-existing-class",
+            Event::DeleteLocalTwin => "pod-delete-local-existing-class",
         }
     }
 
@@ -275,6 +285,65 @@ impl Event {
                 let pod = pod_object("ns-002", "pod-remote", 7, "10.42.7.250", labels("db"), true);
                 objects.pods.push(pod);
             }
+            Event::AddLocalTwin => {
+                let model = pod(0);
+                let ns = model.metadata.namespace.clone().unwrap_or_default();
+                let same = serde_json::to_value(model.metadata.labels.clone().unwrap_or_default())
+                    .expect("labels JSON");
+                let twin = pod_object(&ns, "pod-twin", 0, "10.42.0.251", same, true);
+                objects.pods.push(twin);
+            }
+            Event::DeleteLocalTwin => {
+                objects
+                    .pods
+                    .retain(|p| p.metadata.name.as_deref() != Some("pod-twin"));
+            }
+        }
+    }
+}
+
+/// The objects as a reflector store holds them: one `Arc` per object,
+/// replaced only when the object changes (what the daemon's change
+/// detection relies on).
+#[derive(Default, Clone)]
+pub struct ArcStore {
+    pods: std::collections::BTreeMap<(String, String), std::sync::Arc<Pod>>,
+    namespaces: Vec<std::sync::Arc<Namespace>>,
+    policies: Vec<std::sync::Arc<NetworkPolicy>>,
+}
+
+impl ArcStore {
+    /// Takes `objects`, keeping the `Arc` of every pod that did not change.
+    /// Namespaces and policies are taken once (pod events only).
+    pub fn refresh(&mut self, objects: &ApiObjects) {
+        use std::sync::Arc;
+        if self.namespaces.is_empty() {
+            self.namespaces = objects.namespaces.iter().cloned().map(Arc::new).collect();
+            self.policies = objects.policies.iter().cloned().map(Arc::new).collect();
+        }
+        let mut next = std::collections::BTreeMap::new();
+        for pod in &objects.pods {
+            let key = (
+                pod.metadata.namespace.clone().unwrap_or_default(),
+                pod.metadata.name.clone().unwrap_or_default(),
+            );
+            let arc = match self.pods.remove(&key) {
+                Some(old) if *old == *pod => old,
+                _ => Arc::new(pod.clone()),
+            };
+            next.insert(key, arc);
+        }
+        self.pods = next;
+    }
+
+    /// What `Store::state()` of each store returns.
+    pub fn snapshot(&self) -> netpol::Snapshot<'static> {
+        netpol::Snapshot {
+            pods: self.pods.values().cloned().collect(),
+            namespaces: self.namespaces.clone(),
+            policies: self.policies.clone(),
+            node: node_scope(),
+            pending: &[],
         }
     }
 }
