@@ -97,6 +97,17 @@ pub fn build(config: &Config, reflectors: &Reflectors) -> Built {
     built
 }
 
+/// The addresses our DNS answers on this node; policies see them as the
+/// cluster DNS pods (netpol's `model::cluster_dns`). None when disabled:
+/// then another DNS server owns the address.
+fn served_dns(config: &Config) -> Vec<std::net::IpAddr> {
+    if config.enabled(Disableable::Dns) {
+        config.cluster_dns.clone()
+    } else {
+        Vec::new()
+    }
+}
+
 /// Every `--cluster-dns` address is served (one per family, dual-stack).
 fn dns(config: &Config, reflectors: &Reflectors) -> Dns {
     let dns_config = dns::DnsComponentConfig {
@@ -151,6 +162,7 @@ fn netpol(config: &Config, reflectors: &Reflectors) -> (Netpol, Arc<NetpolCounte
         ctx: netpol::Context {
             config: netpol::NetpolConfig {
                 run_dir: Some(config.paths.run_dir.clone()),
+                cluster_dns: served_dns(config),
                 ..netpol::NetpolConfig::new(&config.node_name)
             },
             nodes: reflectors.shared::<Node>(),

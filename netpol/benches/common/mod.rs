@@ -344,6 +344,7 @@ impl ArcStore {
             policies: self.policies.clone(),
             node: node_scope(),
             pending: &[],
+            cluster_dns: &[],
         }
     }
 }

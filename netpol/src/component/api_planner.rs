@@ -3,6 +3,7 @@
 //! hand-overs of the CNI plugin.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -10,7 +11,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 use super::cache::StoreCache;
 use crate::handshake::{Disposition, PendingPod, merge_pending};
-use crate::model::{NamespaceInfo, PodInfo, Policy, Problem};
+use crate::model::{NamespaceInfo, PodInfo, Policy, Problem, cluster_dns};
 use crate::plan::{Delta, Incremental, NodeScope, Plan, PodKey};
 
 /// The current objects of the stores (`Store::state()`), the node and the
@@ -21,6 +22,8 @@ pub struct Snapshot<'a> {
     pub policies: Vec<Arc<NetworkPolicy>>,
     pub node: NodeScope,
     pub pending: &'a [PendingPod],
+    /// The cluster DNS addresses served on this node (fixed for the run).
+    pub cluster_dns: &'a [IpAddr],
 }
 
 /// What one [`ApiPlanner::sync`] found.
@@ -44,6 +47,8 @@ pub struct ApiPlanner {
     planner: Incremental,
     /// Pods whose view carries a pending hand-over.
     overlaid: BTreeSet<PodKey>,
+    /// Whether the cluster DNS stand-in is planned.
+    cluster_dns: bool,
     synced: bool,
 }
 
@@ -56,6 +61,7 @@ impl ApiPlanner {
             policies: StoreCache::new(),
             planner: Incremental::new(node),
             overlaid: BTreeSet::new(),
+            cluster_dns: false,
             synced: false,
         }
     }
@@ -64,12 +70,13 @@ impl ApiPlanner {
     /// [`crate::plan::build`]), without touching any planner state: the
     /// reference, and the fastest way to a first plan.
     pub fn full_plan(snapshot: &Snapshot<'_>) -> Plan {
-        let (policies, mut pods, namespaces, _) = crate::views_from_api(
+        let (policies, mut pods, mut namespaces, _) = crate::views_from_api(
             snapshot.policies.iter().map(AsRef::as_ref),
             snapshot.pods.iter().map(AsRef::as_ref),
             snapshot.namespaces.iter().map(AsRef::as_ref),
         );
         merge_pending(&mut pods, snapshot.pending, &snapshot.node.name);
+        cluster_dns::add_to(&mut pods, &mut namespaces, snapshot.cluster_dns);
         crate::plan::build(&crate::plan::Inputs {
             policies: &policies,
             pods: &pods,
@@ -90,8 +97,17 @@ impl ApiPlanner {
         let first = !self.synced;
         self.planner.set_tracking(!first);
         self.planner.set_node(snapshot.node.clone());
+        if first {
+            self.add_cluster_dns(snapshot.cluster_dns);
+        }
         for (key, ns) in self.namespaces.sync(snapshot.namespaces) {
             let info = ns.map(|n| NamespaceInfo::from_api(&n));
+            // The stand-in's namespace outlives a missing or deleted
+            // kube-system, as in the full build.
+            let info = info.or_else(|| {
+                let ours = self.cluster_dns && key.1 == cluster_dns::NAMESPACE;
+                ours.then(cluster_dns::namespace)
+            });
             self.planner.set_namespace(&key.1, info);
         }
         // Pods before policies: on a bulk load, a policy then finds its
@@ -118,6 +134,19 @@ impl ApiPlanner {
             problems,
             dispositions,
         }
+    }
+
+    /// Plans the cluster DNS stand-in and its namespace (the store's
+    /// kube-system, synced next, replaces the latter).
+    fn add_cluster_dns(&mut self, addresses: &[IpAddr]) {
+        let Some(pod) = cluster_dns::stand_in(addresses) else {
+            return;
+        };
+        self.cluster_dns = true;
+        let ns = cluster_dns::namespace();
+        self.planner.set_namespace(&ns.name, Some(ns.clone()));
+        let key = (pod.namespace.clone(), pod.name.clone());
+        self.planner.set_pod(key, Some(pod));
     }
 
     /// Feeds changed pods, and every pod with a pending hand-over now or
@@ -252,6 +281,7 @@ mod tests {
                 policies: policies.clone(),
                 node: node(),
                 pending,
+                cluster_dns: &[],
             };
             let full = ApiPlanner::full_plan(&Snapshot {
                 pods: pods.clone(),
@@ -259,6 +289,7 @@ mod tests {
                 policies: policies.clone(),
                 node: node(),
                 pending,
+                cluster_dns: &[],
             });
             let update = planner.sync(snapshot);
             let (plan, dispositions) = reference(&pods, &policies, pending);
@@ -266,5 +297,63 @@ mod tests {
             assert_eq!(planner.plan(), &plan, "step {i}");
             assert_eq!(update.dispositions, dispositions, "step {i}");
         }
+    }
+
+    fn namespace(name: &str, labels: serde_json::Value) -> Arc<Namespace> {
+        Arc::new(
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))
+                .expect("namespace JSON"),
+        )
+    }
+
+    /// A policy written for CoreDNS (egress to `k8s-app=kube-dns` pods in
+    /// kube-system on the named port `dns`) allows the cluster DNS address,
+    /// whether or not the store holds kube-system, and the incremental
+    /// planner agrees with the full build throughout.
+    #[test]
+    fn a_coredns_egress_rule_allows_the_cluster_dns_address() {
+        let policy: Arc<NetworkPolicy> = Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"namespace": "x", "name": "dns-only"},
+                "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+                    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                    "ports": [{"protocol": "UDP", "port": "dns"}]
+                }]}
+            }))
+            .expect("policy JSON"),
+        );
+        let dns: [IpAddr; 1] = ["10.43.0.10".parse().expect("ip")];
+        let pods = vec![pod("a", Some("10.42.0.2"), "web")];
+        let kube_system = namespace("kube-system", json!({"team": "platform"}));
+        let mut planner = ApiPlanner::new(node());
+        for (i, namespaces) in [vec![], vec![kube_system], vec![]].into_iter().enumerate() {
+            let snapshot = || Snapshot {
+                pods: pods.clone(),
+                namespaces: namespaces.clone(),
+                policies: vec![policy.clone()],
+                node: node(),
+                pending: &[],
+                cluster_dns: &dns,
+            };
+            let full = ApiPlanner::full_plan(&snapshot());
+            planner.sync(snapshot());
+            assert_eq!(planner.plan(), &full, "step {i}");
+            let script = crate::plan::full_script(&full);
+            assert!(
+                script.contains("10.43.0.10 . udp . 53"),
+                "step {i}: the DNS address is not allowed:\n{script}"
+            );
+        }
+        // Without nodenet's DNS there is nothing to allow.
+        let none = ApiPlanner::full_plan(&Snapshot {
+            pods,
+            namespaces: Vec::new(),
+            policies: vec![policy],
+            node: node(),
+            pending: &[],
+            cluster_dns: &[],
+        });
+        assert!(!crate::plan::full_script(&none).contains("10.43.0.10"));
     }
 }

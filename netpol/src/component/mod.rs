@@ -15,6 +15,7 @@
 //! force. While the API server is unreachable the stores keep their last
 //! contents and so does the table.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +49,10 @@ pub struct NetpolConfig {
     pub fail_closed_unknown_pods: bool,
     /// How often the table is read back and repaired.
     pub resync_interval: Duration,
+    /// The cluster DNS addresses nodenet serves on this node (empty when
+    /// its DNS is disabled): planned as a CoreDNS-like peer, see
+    /// [`crate::model::cluster_dns`].
+    pub cluster_dns: Vec<IpAddr>,
     /// --run-dir: home of the hand-over with the CNI plugin
     /// (`<run-dir>/netpol`, see [`crate::handshake`]). `None`: no hand-over.
     pub run_dir: Option<PathBuf>,
@@ -55,12 +60,13 @@ pub struct NetpolConfig {
 
 impl NetpolConfig {
     /// Defaults for `node_name`: fail closed, resync every 5 minutes, no
-    /// hand-over with the CNI plugin (set `run_dir` for it).
+    /// hand-over with the CNI plugin (set `run_dir` for it), no cluster DNS.
     pub fn new(node_name: &str) -> Self {
         NetpolConfig {
             node_name: node_name.to_string(),
             fail_closed_unknown_pods: true,
             resync_interval: Duration::from_secs(300),
+            cluster_dns: Vec::new(),
             run_dir: None,
         }
     }
@@ -242,6 +248,7 @@ async fn reconcile(
         policies: ctx.policies.store().state(),
         node: node_scope(ctx),
         pending,
+        cluster_dns: &ctx.config.cluster_dns,
     };
     if enforcer.applied().is_none() {
         return first_pass(ctx, enforcer, planner, snapshot, started).await;

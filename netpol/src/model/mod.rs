@@ -2,6 +2,7 @@
 //! input. Conversion from API objects never panics; what cannot be used is
 //! reported as a [`Problem`] and skipped without widening access.
 
+pub mod cluster_dns;
 mod ipblock;
 mod policy;
 mod ports;
