@@ -4,11 +4,14 @@
 
 pub mod changes;
 pub mod client;
+pub mod compact;
 pub mod events;
+pub mod journal;
 pub mod reflectors;
 pub mod trim;
 
 pub use changes::Changes;
 pub use client::{ClientError, client};
+pub use journal::{Changed, Cursor, Journal};
 pub use reflectors::{ReflectorStats, Reflectors, Shared};
 pub use trim::Trim;

@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::changes::Changes;
+use crate::journal::Journal;
 use crate::trim::Trim;
 
 /// How long a change signal waits for a burst to settle before waking.
@@ -53,6 +54,7 @@ pub struct Shared<K: Reflected> {
     changed: watch::Receiver<u64>,
     ready: watch::Receiver<bool>,
     settle: Duration,
+    journal: Arc<Journal<K>>,
 }
 
 /// The reflector of a type stopped before its first full list.
@@ -64,6 +66,11 @@ impl<K: Reflected> Shared<K> {
     /// The read-only cache of all objects of this type.
     pub fn store(&self) -> &Store<K> {
         &self.store
+    }
+
+    /// Which objects changed (for readers that rebuild only those).
+    pub fn journal(&self) -> &Journal<K> {
+        &self.journal
     }
 
     /// A fresh coalescing change signal; it wakes for changes after now.
@@ -186,12 +193,19 @@ impl Reflectors {
         let stats = Arc::new(ReflectorStats::new(K::kind(&()).into_owned()));
         let api: Api<K> = Api::all(self.client.clone());
         let events = trimmed(watcher(api, watcher::Config::default())).default_backoff();
-        let task = tokio::spawn(drive(events, writer, tx, stats.clone()));
+        let journal = Arc::new(Journal::default());
+        let sinks = Sinks {
+            changed: tx,
+            journal: journal.clone(),
+            stats: stats.clone(),
+        };
+        let task = tokio::spawn(drive(events, writer, sinks));
         let shared = Shared {
             store,
             changed,
             ready: stats.subscribe_ready(),
             settle: self.settle,
+            journal,
         };
         (shared, stats, task)
     }
@@ -216,36 +230,46 @@ where
     events.modify(K::trim)
 }
 
+/// Where a reflector reports what it stored.
+struct Sinks<K: Reflected> {
+    changed: watch::Sender<u64>,
+    journal: Arc<Journal<K>>,
+    stats: Arc<ReflectorStats>,
+}
+
 /// Applies watch events to the store and signals changes; errors are
 /// counted and logged, the (backed-off) stream then resumes by itself.
-async fn drive<K, S>(
-    events: S,
-    mut writer: Writer<K>,
-    changed: watch::Sender<u64>,
-    stats: Arc<ReflectorStats>,
-) where
+async fn drive<K, S>(events: S, mut writer: Writer<K>, sinks: Sinks<K>)
+where
     K: Reflected,
     S: Stream<Item = watcher::Result<watcher::Event<K>>>,
 {
     let mut events = std::pin::pin!(events);
     while let Some(event) = events.next().await {
         match event {
-            Ok(event) => apply(&mut writer, &event, &changed, &stats),
+            Ok(event) => apply(&mut writer, &event, &sinks),
             Err(err) => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(kind = %stats.kind, error = %err, "watch failed; retrying with backoff");
+                sinks.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(kind = %sinks.stats.kind, error = %err, "watch failed; retrying with backoff");
             }
         }
     }
 }
 
-fn apply<K: Reflected>(
-    writer: &mut Writer<K>,
-    event: &watcher::Event<K>,
-    changed: &watch::Sender<u64>,
-    stats: &ReflectorStats,
-) {
+/// Store first, then journal, then the signal: whoever is woken or reads
+/// the journal finds the store at least that new.
+fn apply<K: Reflected>(writer: &mut Writer<K>, event: &watcher::Event<K>, sinks: &Sinks<K>) {
+    let Sinks {
+        changed,
+        journal,
+        stats,
+    } = sinks;
     writer.apply_watcher_event(event);
+    match event {
+        watcher::Event::Apply(obj) | watcher::Event::Delete(obj) => journal.changed(obj),
+        watcher::Event::InitDone => journal.replaced(),
+        watcher::Event::Init | watcher::Event::InitApply(_) => {}
+    }
     let carries_object = matches!(
         event,
         watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitApply(_)
@@ -272,6 +296,8 @@ mod tests {
     use kube::api::ObjectMeta;
     use kube::runtime::reflector::ObjectRef;
 
+    use crate::journal::Changed;
+
     fn node(name: &str) -> Node {
         Node {
             metadata: ObjectMeta {
@@ -292,6 +318,7 @@ mod tests {
         stats: Arc<ReflectorStats>,
         tx: watch::Sender<u64>,
         writer: Option<Writer<Node>>,
+        journal: Arc<Journal<Node>>,
     }
 
     fn harness() -> Harness {
@@ -303,14 +330,22 @@ mod tests {
             stats: Arc::new(ReflectorStats::new("Node".into())),
             tx,
             writer: Some(writer),
+            journal: Arc::new(Journal::default()),
         }
     }
 
     impl Harness {
+        fn sinks(&self) -> Sinks<Node> {
+            Sinks {
+                changed: self.tx.clone(),
+                journal: self.journal.clone(),
+                stats: self.stats.clone(),
+            }
+        }
+
         async fn feed(&mut self, events: Vec<watcher::Result<watcher::Event<Node>>>) {
             let writer = self.writer.take().expect("feed once");
-            let (tx, stats) = (self.tx.clone(), self.stats.clone());
-            drive(stream::iter(events), writer, tx, stats).await;
+            drive(stream::iter(events), writer, self.sinks()).await;
         }
     }
 
@@ -324,6 +359,7 @@ mod tests {
             changed: h.tx.subscribe(),
             ready: h.stats.subscribe_ready(),
             settle: DEFAULT_SETTLE,
+            journal: h.journal.clone(),
         };
         let waiters: Vec<_> = (0..2)
             .map(|_| {
@@ -392,11 +428,56 @@ mod tests {
         ];
         let writer = h.writer.take().expect("writer");
         let stream = trimmed(stream::iter(events));
-        drive(stream, writer, h.tx.clone(), h.stats.clone()).await;
+        drive(stream, writer, h.sinks()).await;
         for name in ["a", "b"] {
             let stored = h.store.get(&ObjectRef::new(name)).expect("stored");
             assert!(stored.metadata.annotations.is_none(), "{name} not trimmed");
         }
+    }
+
+    /// The journal names what each event changed; a (re)list is
+    /// "everything".
+    #[tokio::test]
+    async fn the_journal_records_applies_deletes_and_relists() {
+        let mut h = harness();
+        let mut cursor = h.journal.cursor();
+        let events = vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(node("a"))),
+            Ok(watcher::Event::InitDone),
+        ];
+        let writer = h.writer.take().expect("writer");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let feeding = tokio::spawn(drive(tokio_stream_from(rx), writer, h.sinks()));
+        for e in events {
+            tx.send(e).expect("send");
+        }
+        wait_for_ready(&h.store).await;
+        assert_eq!(h.journal.since(&mut cursor), Changed::Everything);
+        tx.send(Ok(watcher::Event::Apply(node("b")))).expect("send");
+        tx.send(Ok(watcher::Event::Delete(node("a"))))
+            .expect("send");
+        drop(tx);
+        feeding.await.expect("drive");
+        let Changed::Objects(mut refs) = h.journal.since(&mut cursor) else {
+            panic!("objects expected");
+        };
+        refs.sort_by(|x, y| x.name.cmp(&y.name));
+        assert_eq!(refs, [ObjectRef::new("a"), ObjectRef::new("b")]);
+        assert!(h.store.get(&refs[0]).is_none() && h.store.get(&refs[1]).is_some());
+    }
+
+    fn tokio_stream_from<T>(
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+    ) -> impl Stream<Item = T> {
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    }
+
+    async fn wait_for_ready(store: &Store<Node>) {
+        tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
+            .await
+            .expect("ready in time")
+            .expect("ready");
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,16 +17,13 @@
 //!   names, numbers and protocols, status.phase, status.podIP(s)).
 //! - Namespace: netpol (name, labels), dns (name).
 //! - NetworkPolicy: netpol (namespace, name, uid, the whole spec).
-//! - Service: dns (namespace, name, spec.type, clusterIP(s),
-//!   externalName, ports; the kube-dns check reads clusterIP and ports).
-//! - EndpointSlice: dns (namespace, name, the `kubernetes.io/service-name`
-//!   label, addressType, ports, endpoint addresses, conditions, hostname).
 //!
-//! Services and EndpointSlices are the numerous kinds (10 000s) and no
-//! one posts Events about them, so they also lose uid, resourceVersion and
-//! (Services) labels. Lists kept are shrunk to their length: a list
-//! parsed from JSON owns up to twice the room it needs (a one-address
-//! endpoint holds room for four), which over 50 000 endpoints is megabytes.
+//! Services and EndpointSlices, the numerous kinds (10 000s) that only
+//! dns reads, are not k8s-openapi objects in the stores but the compact
+//! types of `crate::compact`, which hold only what dns reads from the
+//! start (their `Trim` drops the resourceVersion, which only the watcher
+//! needed). Lists kept here are shrunk to their length: a list parsed
+//! from JSON owns up to twice the room it needs.
 //!
 //! Objects are never written back from a store (flannel patches its own
 //! annotations with a merge patch), so dropping fields cannot erase them
@@ -34,20 +31,13 @@
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, Namespace, Node, NodeSpec, NodeStatus, Pod, PodSpec, PodStatus,
-    Service, ServiceSpec,
 };
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Annotations some component reads (flannel's node annotations); every
 /// other annotation is dropped.
 pub const KEPT_ANNOTATION_PREFIXES: &[&str] = &["flannel.alpha.coreos.com/"];
-
-/// The one EndpointSlice label a reader uses (dns groups slices by it).
-/// The same string as `dns::records::SERVICE_NAME_LABEL`; the cluster
-/// crate cannot depend on dns.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// An object that can drop what no component reads.
 pub trait Trim {
@@ -81,14 +71,6 @@ fn shrink<T>(list: &mut Option<Vec<T>>) {
     if let Some(list) = list {
         list.shrink_to_fit();
     }
-}
-
-/// `trim_meta`, and what only matters for Events and writes: for kinds
-/// nobody reports on or writes back.
-fn trim_meta_unreported(meta: &mut ObjectMeta) {
-    trim_meta(meta);
-    meta.uid = None;
-    meta.resource_version = None;
 }
 
 impl Trim for Node {
@@ -174,60 +156,6 @@ impl Trim for Namespace {
 impl Trim for NetworkPolicy {
     fn trim(&mut self) {
         trim_meta(&mut self.metadata);
-    }
-}
-
-impl Trim for Service {
-    fn trim(&mut self) {
-        trim_meta_unreported(&mut self.metadata);
-        self.metadata.labels = None;
-        // The selector, traffic policies and load-balancer settings are
-        // kube-proxy's business; status only holds load-balancer ingress.
-        self.spec = self.spec.take().map(|mut spec| {
-            shrink(&mut spec.cluster_ips);
-            shrink(&mut spec.ports);
-            shrink(&mut spec.ip_families);
-            trimmed_service_spec(spec)
-        });
-        self.status = None;
-    }
-}
-
-fn trimmed_service_spec(spec: ServiceSpec) -> ServiceSpec {
-    ServiceSpec {
-        type_: spec.type_,
-        cluster_ip: spec.cluster_ip,
-        cluster_ips: spec.cluster_ips,
-        external_name: spec.external_name,
-        ports: spec.ports,
-        ip_families: spec.ip_families,
-        ip_family_policy: spec.ip_family_policy,
-        publish_not_ready_addresses: spec.publish_not_ready_addresses,
-        ..ServiceSpec::default()
-    }
-}
-
-/// An endpoint reduced to its addresses, conditions and hostname: the
-/// target Pod reference, node, zone and hints are not read.
-fn trim_endpoint(e: &mut Endpoint) {
-    e.target_ref = None;
-    e.node_name = None;
-    e.zone = None;
-    e.hints = None;
-    e.deprecated_topology = None;
-    e.addresses.shrink_to_fit();
-}
-
-impl Trim for EndpointSlice {
-    fn trim(&mut self) {
-        trim_meta_unreported(&mut self.metadata);
-        // Slices copy their Service's labels; only the Service name is read.
-        if let Some(labels) = &mut self.metadata.labels {
-            labels.retain(|key, _| key == SERVICE_NAME_LABEL);
-        }
-        self.endpoints.iter_mut().for_each(trim_endpoint);
-        self.endpoints.shrink_to_fit();
-        shrink(&mut self.ports);
     }
 }
 

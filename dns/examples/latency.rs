@@ -1,6 +1,7 @@
 //! Watch event to answer served, end to end through the daemon's path:
 //! the lab's in-memory API server (real HTTP list/watch), the shared
-//! reflectors (trimming, 20 ms settle), the DNS component's sync loop and
+//! reflectors (compact Service and EndpointSlice types, 20 ms settle), the
+//! DNS component's sync loop (journal-driven: one Service rebuilt) and
 //! its UDP server. Each round creates one Service through the API and
 //! polls its name every millisecond until it answers; the time from the
 //! create request to the first answer is recorded (so it includes the API
@@ -62,9 +63,13 @@ async fn populate(client: &kube::Client, services: usize, pods: usize) -> Result
     let pp = PostParams::default();
     for i in 0..services {
         svcs.create(&pp, &new_service(&format!("svc-{i}"))?).await?;
-        let mut slice = (*objects::slice(i, i * per, per, true)).clone();
+        let mut slice: EndpointSlice =
+            serde_json::from_value(objects::slice_json(i, i * per, per))?;
         slice.metadata.uid = None;
         slice.metadata.resource_version = None;
+        // The fixture's owner uid is made up; the API server's garbage
+        // collector would delete the slice as an orphan.
+        slice.metadata.owner_references = None;
         slices.create(&pp, &slice).await?;
     }
     Ok(())
@@ -97,11 +102,20 @@ async fn until_answered(sock: &UdpSocket, name: &str) -> Result<(), Error> {
     let mut id = 0u16;
     loop {
         id = id.wrapping_add(1);
-        if answers(sock, name, id).await? {
-            return Ok(());
+        match answers(sock, name, id).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            // The server is still binding: the port is closed until then.
+            Err(e) if is_refused(&*e) => {}
+            Err(e) => return Err(e),
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
 }
 
 async fn start_dns(client: kube::Client) -> Result<SocketAddr, Error> {

@@ -1,16 +1,17 @@
 //! Benchmark server: a synthetic cluster of `--services` ClusterIP Services
 //! with `--pods` endpoints spread over them (one EndpointSlice each),
 //! served on `--listen` by one thread, forwarding other names to
-//! `--upstream`. The objects are shaped like an API server's and trimmed
-//! as the shared reflector stores trim them (`--untrimmed` keeps them
-//! whole). Prints `ready rss_kb=<n>` once serving; on stderr the RSS and
-//! heap in use at each stage and the time one Service change takes to
-//! rebuild and publish. `--malloc-trim` returns freed heap to the system
+//! `--upstream`. The objects are shaped like an API server's, parsed into
+//! the compact store types and held in kube-runtime reflector stores, as
+//! the daemon's shared reflectors hold them. Prints `ready rss_kb=<n>`
+//! once serving; on stderr the RSS and heap in use at each stage and the
+//! time one Service change takes to rebuild and publish through the
+//! incremental path. `--malloc-trim` returns freed heap to the system
 //! after the initial build, as the daemon could after its first sync.
 //!
 //! `cargo run --release -p dns --example serve -- --listen 127.0.0.2:53
 //!  --services 10000 --pods 50000 --upstream 127.0.0.1:53 [--names FILE]
-//!  [--untrimmed] [--malloc-trim]`
+//!  [--malloc-trim]`
 //! (`--names` writes the service names, one per line, for dnsperf and
 //! dnsmasq).
 
@@ -22,11 +23,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use cluster::journal::key_of;
 use dns::forward::{ForwardConfig, Forwarder};
 use dns::metrics::Metrics;
 use dns::records::{Zone, ZoneConfig};
-use dns::run::Syncer;
+use dns::run::{ChangedObjects, Stores, Syncer};
 use dns::server::{Context, Server, ServerConfig};
+use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::watcher::Event;
 use objects::{service, slice};
 
 struct Args {
@@ -35,7 +39,6 @@ struct Args {
     pods: usize,
     upstream: Option<SocketAddr>,
     names: Option<String>,
-    trim: bool,
     malloc_trim: bool,
 }
 
@@ -46,13 +49,11 @@ fn args() -> Result<Args, String> {
         pods: 50_000,
         upstream: None,
         names: None,
-        trim: true,
         malloc_trim: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
-            "--untrimmed" => a.trim = false,
             "--malloc-trim" => a.malloc_trim = true,
             _ => value_flag(&mut a, &flag, it.next())?,
         }
@@ -94,6 +95,30 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// A store filled as a reflector fills it at its first list.
+fn filled<K>(objects: impl Iterator<Item = Arc<K>>) -> (Store<K>, Writer<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&Event::Init);
+    for object in objects {
+        writer.apply_watcher_event(&Event::InitApply((*object).clone()));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    (store, writer)
+}
+
+fn write_names(a: &Args) -> Result<(), String> {
+    if let Some(path) = &a.names {
+        let text: String = (0..a.services)
+            .map(|i| format!("svc-{i}.default.svc.cluster.local\n"))
+            .collect();
+        std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), String> {
     let a = args()?;
     let zone = Arc::new(
@@ -104,32 +129,36 @@ fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?,
     );
     stage("start");
-    let mut services: Vec<_> = (0..a.services).map(|i| service(i, a.trim)).collect();
     let per = a.pods.div_ceil(a.services.max(1));
-    let slices: Vec<_> = (0..a.services)
-        .map(|i| slice(i, i * per, per.min(a.pods.saturating_sub(i * per)), a.trim))
-        .collect();
-    if let Some(path) = &a.names {
-        let text: String = (0..a.services)
-            .map(|i| format!("svc-{i}.default.svc.cluster.local\n"))
-            .collect();
-        std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))?;
-    }
-    stage(if a.trim {
-        "Kubernetes objects only (trimmed, as the stores hold them)"
-    } else {
-        "Kubernetes objects only (untrimmed)"
-    });
+    let (services, mut service_writer) = filled((0..a.services).map(service));
+    let (slices, _slice_writer) =
+        filled((0..a.services).map(|i| slice(i, i * per, per.min(a.pods.saturating_sub(i * per)))));
+    write_names(&a)?;
+    stage("Kubernetes objects only (compact types in reflector stores)");
     let mut syncer = Syncer::new(zone);
     let started = Instant::now();
-    syncer.apply(services.clone(), slices.clone(), None, vec![], vec![]);
+    syncer.apply(services.state(), slices.state(), None, vec![], vec![]);
     let table = Arc::new(ArcSwap::new(syncer.table()));
     eprintln!("full build: {:?}", started.elapsed());
     stage("plus the record table and sync index");
-    // One changed Service: rebuild and publish, as the sync loop does.
-    services[7] = service(a.services + 7, a.trim);
+    // One Service replaced by another, rebuilt and published as the sync
+    // loop does it for a watch event.
+    let (gone, new) = (service(7), service(a.services + 7));
+    service_writer.apply_watcher_event(&Event::Delete((*gone).clone()));
+    service_writer.apply_watcher_event(&Event::Apply((*new).clone()));
     let started = Instant::now();
-    syncer.apply(services, slices, None, vec![], vec![]);
+    let stores = Stores {
+        services: &services,
+        slices: &slices,
+    };
+    let refs = [key_of(&*gone), key_of(&*new)];
+    let changed = ChangedObjects {
+        services: &refs,
+        slices: &[],
+    };
+    let mut skipped = Vec::new();
+    let any = syncer.update_services(stores, changed, &mut skipped);
+    syncer.finish(any);
     table.store(syncer.table());
     eprintln!("one change rebuilt and published: {:?}", started.elapsed());
     if a.malloc_trim {
@@ -137,6 +166,8 @@ fn main() -> Result<(), String> {
         unsafe { libc::malloc_trim(0) };
         stage("after malloc_trim(0)");
     }
+    // The stores (and their writers) stay alive while serving, as the
+    // daemon's do: the bindings live until main returns.
     serve(a, table)
 }
 

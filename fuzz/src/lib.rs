@@ -12,9 +12,9 @@ use dns::forward::{Cached, ForwardConfig, Forwarder, TtlPolicy};
 use dns::metrics::Metrics;
 use dns::records::{Zone, ZoneConfig};
 use dns::run::Syncer;
+use dns::run::compact::{EndpointSlice, Service};
 use dns::server::Context;
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::Node;
 use serde_json::{Value, json};
 
 /// Caching limits of the fixture forwarder (the daemon's defaults).

@@ -52,16 +52,6 @@ fn assert_meta_trimmed(m: &ObjectMeta) {
     assert_eq!(m.resource_version.as_deref(), Some("812"));
 }
 
-/// Services and EndpointSlices also lose what only Events and writes use.
-fn assert_unreported_meta_trimmed(m: &ObjectMeta) {
-    assert_common_meta_trimmed(m);
-    assert!(m.uid.is_none() && m.resource_version.is_none());
-    assert_eq!(
-        (m.namespace.as_deref(), m.name.is_some()),
-        (Some("web"), true)
-    );
-}
-
 fn assert_common_meta_trimmed(m: &ObjectMeta) {
     assert!(m.managed_fields.is_none(), "managedFields kept");
     assert!(m.owner_references.is_none() && m.finalizers.is_none());
@@ -211,74 +201,6 @@ fn a_namespace_and_a_policy_keep_names_labels_and_spec() {
     assert_eq!(policy.spec, original.spec, "the policy spec must be whole");
 }
 
-#[test]
-fn a_service_keeps_what_dns_reads() {
-    let svc: Service = trimmed(json!({
-        "metadata": meta("web", json!({})),
-        "spec": {"type": "ClusterIP", "clusterIP": "10.43.0.10", "clusterIPs": ["10.43.0.10", "fd00:43::a"],
-                 "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "PreferDualStack",
-                 "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}],
-                 "selector": {"app": "web"}, "sessionAffinity": "None",
-                 "internalTrafficPolicy": "Cluster", "publishNotReadyAddresses": true},
-        "status": {"loadBalancer": {"ingress": [{"ip": "192.168.1.10"}]}}
-    }));
-    assert_unreported_meta_trimmed(&svc.metadata);
-    assert!(svc.metadata.labels.is_none());
-    let spec = svc.spec.as_ref().expect("spec");
-    assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
-    assert_eq!(spec.cluster_ip.as_deref(), Some("10.43.0.10"));
-    assert_eq!(spec.cluster_ips.as_ref().map(Vec::len), Some(2));
-    assert_eq!(spec.publish_not_ready_addresses, Some(true));
-    let port = &spec.ports.as_ref().expect("ports")[0];
-    assert_eq!(
-        (port.name.as_deref(), port.port, port.protocol.as_deref()),
-        (Some("http"), 80, Some("TCP"))
-    );
-    assert!(spec.selector.is_none() && spec.session_affinity.is_none());
-    assert!(svc.status.is_none());
-    let external: Service = trimmed(json!({"metadata": {"name": "x", "namespace": "web"},
-        "spec": {"type": "ExternalName", "externalName": "example.com"}}));
-    let spec = external.spec.expect("spec");
-    assert_eq!(spec.external_name.as_deref(), Some("example.com"));
-}
-
-#[test]
-fn an_endpoint_slice_keeps_what_dns_reads() {
-    let slice: EndpointSlice = trimmed(json!({
-        "metadata": meta("web-abc", json!({"labels": {
-            "kubernetes.io/service-name": "web", "app": "web",
-            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}})),
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.42.1.5"], "hostname": "web-0",
-                       "conditions": {"ready": false, "serving": true, "terminating": true},
-                       "nodeName": "node-1", "zone": "z1",
-                       "targetRef": {"kind": "Pod", "namespace": "web", "name": "web-0", "uid": "p"}}],
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
-    }));
-    assert_unreported_meta_trimmed(&slice.metadata);
-    let labels = slice.metadata.labels.as_ref().expect("labels");
-    assert_eq!(labels.len(), 1);
-    assert_eq!(
-        labels.get(SERVICE_NAME_LABEL).map(String::as_str),
-        Some("web")
-    );
-    assert_eq!(slice.address_type, "IPv4");
-    let e = &slice.endpoints[0];
-    assert_eq!(e.addresses, ["10.42.1.5"]);
-    assert_eq!(e.hostname.as_deref(), Some("web-0"));
-    let c = e.conditions.as_ref().expect("conditions");
-    assert_eq!(
-        (c.ready, c.serving, c.terminating),
-        (Some(false), Some(true), Some(true))
-    );
-    assert!(e.target_ref.is_none() && e.node_name.is_none() && e.zone.is_none());
-    let port = &slice.ports.as_ref().expect("ports")[0];
-    assert_eq!(
-        (port.name.as_deref(), port.port),
-        (Some("http"), Some(8080))
-    );
-}
-
 /// Trimming is what makes the stores small: the serialized size of a
 /// typical object shrinks severalfold.
 #[test]
@@ -295,21 +217,14 @@ fn trimming_removes_most_of_a_typical_pod() {
     );
 }
 
-/// Lists parsed from JSON own spare room; the kept ones are shrunk (the
-/// stores would otherwise hold up to four addresses' room per endpoint).
+/// Lists parsed from JSON own spare room; the kept ones are shrunk.
 #[test]
 fn kept_lists_hold_no_spare_room() {
-    let slice: EndpointSlice = trimmed(json!({
-        "metadata": {"name": "s", "namespace": "web"}, "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.42.1.5"]}, {"addresses": ["10.42.1.6"]},
-                      {"addresses": ["10.42.1.7"]}],
-        "ports": [{"port": 80}]
-    }));
-    assert_eq!(slice.endpoints.capacity(), 3);
-    assert!(slice.endpoints.iter().all(|e| e.addresses.capacity() == 1));
-    let svc: Service = trimmed(json!({"metadata": {"name": "s", "namespace": "web"},
-        "spec": {"clusterIPs": ["10.43.0.1"], "ports": [{"port": 80}]}}));
-    let spec = svc.spec.expect("spec");
-    assert_eq!(spec.cluster_ips.map(|v| v.capacity()), Some(1));
-    assert_eq!(spec.ports.map(|v| v.capacity()), Some(1));
+    let node: Node = trimmed(json!({"metadata": {"name": "n"},
+        "spec": {"podCIDRs": ["10.42.0.0/24"]},
+        "status": {"addresses": [{"type": "InternalIP", "address": "192.168.1.10"}]}}));
+    let spec = node.spec.expect("spec");
+    assert_eq!(spec.pod_cidrs.map(|v| v.capacity()), Some(1));
+    let status = node.status.expect("status");
+    assert_eq!(status.addresses.map(|v| v.capacity()), Some(1));
 }

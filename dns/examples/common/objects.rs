@@ -1,15 +1,14 @@
 //! Synthetic Services and EndpointSlices shaped like what a K3s API server
 //! sends (managedFields, kubectl's last-applied annotation, the slice
 //! controller's labels, owner references, endpoint targetRef and nodeName),
-//! parsed from JSON bytes as kube's client does, then trimmed as the shared
-//! reflector stores trim them (unless `trim` is false).
+//! parsed from JSON bytes into the compact store types, as the shared
+//! reflectors parse them (`cluster::compact`).
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use cluster::Trim;
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use cluster::compact::{EndpointSlice, Service};
 use serde_json::{Value, json};
 
 pub fn ip(base: [u8; 2], i: usize) -> Ipv4Addr {
@@ -21,12 +20,11 @@ pub fn cluster_ip(i: usize) -> Ipv4Addr {
     ip([10, 43], i + 256)
 }
 
-fn parse<T: Trim + k8s_openapi::serde::de::DeserializeOwned>(v: &Value, trim: bool) -> Arc<T> {
+/// Parsed from bytes and trimmed, as the reflectors do before storing.
+fn parse<T: Trim + k8s_openapi::serde::de::DeserializeOwned>(v: &Value) -> Arc<T> {
     let bytes = serde_json::to_vec(v).expect("fixture serializes");
     let mut object: T = serde_json::from_slice(&bytes).expect("fixture parses");
-    if trim {
-        object.trim();
-    }
+    object.trim();
     Arc::new(object)
 }
 
@@ -35,7 +33,12 @@ fn managed_fields(manager: &str, fields: Value) -> Value {
             "time": "2026-11-26T10:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": fields}])
 }
 
-pub fn service(i: usize, trim: bool) -> Arc<Service> {
+pub fn service(i: usize) -> Arc<Service> {
+    parse(&service_json(i))
+}
+
+/// Service `i` as an API server sends it.
+pub fn service_json(i: usize) -> Value {
     let cip = cluster_ip(i).to_string();
     let name = format!("svc-{i}");
     let spec = json!({"clusterIP": cip, "clusterIPs": [cip], "type": "ClusterIP",
@@ -53,16 +56,21 @@ pub fn service(i: usize, trim: bool) -> Arc<Service> {
             "k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:name": {}, "f:port": {},
             "f:protocol": {}, "f:targetPort": {}}}, "f:selector": {}, "f:sessionAffinity": {},
             "f:type": {}}});
-    let v = json!({"metadata": {"namespace": "default", "name": name,
+    json!({"metadata": {"namespace": "default", "name": name,
             "uid": format!("6c1f0a52-1d2e-4f7b-9a43-{i:012}"), "resourceVersion": "1200",
             "creationTimestamp": "2026-11-26T10:00:00Z", "labels": {"app": name},
             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": applied.to_string()},
             "managedFields": managed_fields("kubectl-client-side-apply", fields)},
-        "spec": spec, "status": {"loadBalancer": {}}});
-    parse(&v, trim)
+        "spec": spec, "status": {"loadBalancer": {}}})
 }
 
-pub fn slice(i: usize, first_pod: usize, count: usize, trim: bool) -> Arc<EndpointSlice> {
+pub fn slice(i: usize, first_pod: usize, count: usize) -> Arc<EndpointSlice> {
+    parse(&slice_json(i, first_pod, count))
+}
+
+/// The EndpointSlice of Service `i` as an API server sends it, with
+/// endpoints for pods `first_pod..first_pod + count`.
+pub fn slice_json(i: usize, first_pod: usize, count: usize) -> Value {
     let name = format!("svc-{i}");
     let endpoints: Vec<_> = (first_pod..first_pod + count)
         .map(|p| json!({"addresses": [ip([10, 42], p).to_string()],
@@ -76,7 +84,7 @@ pub fn slice(i: usize, first_pod: usize, count: usize, trim: bool) -> Arc<Endpoi
         "f:generateName": {}, "f:labels": {".": {}, "f:app": {},
             "f:endpointslice.kubernetes.io/managed-by": {}, "f:kubernetes.io/service-name": {}},
         "f:ownerReferences": {".": {}, "k:{\"uid\":\"x\"}": {}}}, "f:ports": {}});
-    let v = json!({"metadata": {"namespace": "default", "name": format!("{name}-x7k2p"),
+    json!({"metadata": {"namespace": "default", "name": format!("{name}-x7k2p"),
             "generateName": format!("{name}-"), "uid": format!("9a0e-{i:012}"),
             "resourceVersion": "1300", "creationTimestamp": "2026-11-26T10:00:00Z",
             "labels": {"kubernetes.io/service-name": name, "app": name,
@@ -87,6 +95,5 @@ pub fn slice(i: usize, first_pod: usize, count: usize, trim: bool) -> Arc<Endpoi
                 "blockOwnerDeletion": true}],
             "managedFields": managed_fields("k3s", fields)},
         "addressType": "IPv4", "endpoints": endpoints,
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]});
-    parse(&v, trim)
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
 }

@@ -8,8 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use cluster::compact::{EndpointSlice, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use tokio::sync::watch;
 
 use crate::forward::resolv;

@@ -19,6 +19,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::reflector::ObjectRef;
 
 use cluster::Shared;
+use cluster::compact::{self, Address, ClusterIps, Protocol};
 
 pub const KUBE_DNS_NAME: &str = "kube-dns";
 pub const KUBE_DNS_NAMESPACE: &str = "kube-system";
@@ -79,34 +80,37 @@ pub fn kube_dns_service(cluster_dns: &[IpAddr]) -> Service {
     }
 }
 
-/// Why an existing kube-dns Service does not match, if it does not.
-pub fn difference(svc: &Service, cluster_dns: &[IpAddr]) -> Option<String> {
-    let spec = svc.spec.as_ref()?;
-    let ip = spec.cluster_ip.as_deref().unwrap_or("");
-    if ip.parse::<IpAddr>().ok().as_ref() != cluster_dns.first() {
+/// Why an existing kube-dns Service (as the store holds it) does not
+/// match, if it does not.
+pub fn difference(svc: &compact::Service, cluster_dns: &[IpAddr]) -> Option<String> {
+    let spec = &svc.spec;
+    let primary = spec.cluster_ips.primary();
+    let as_ip = |a: &Address| match a {
+        Address::Ip(ip) => Some(*ip),
+        Address::Text(_) => None,
+    };
+    if primary.and_then(as_ip).as_ref() != cluster_dns.first() {
+        let shown = primary.map(|a| a.to_string()).unwrap_or_default();
         return Some(format!(
-            "spec.clusterIP is {ip:?}, not {:?}",
+            "spec.clusterIP is {shown:?}, not {:?}",
             cluster_dns.first()
         ));
     }
     // An API server fills clusterIPs from clusterIP when absent.
-    let ips: Vec<Option<IpAddr>> = match &spec.cluster_ips {
-        Some(ips) => ips.iter().map(|ip| ip.parse().ok()).collect(),
-        None => vec![Some(*cluster_dns.first()?)],
-    };
-    if ips != cluster_dns.iter().copied().map(Some).collect::<Vec<_>>() {
-        return Some(format!(
-            "spec.clusterIPs is {:?}, not {cluster_dns:?}",
-            spec.cluster_ips.as_deref().unwrap_or_default()
-        ));
+    if let ClusterIps::List(list) = &spec.cluster_ips {
+        let ips: Vec<Option<IpAddr>> = list.iter().map(as_ip).collect();
+        if ips != cluster_dns.iter().copied().map(Some).collect::<Vec<_>>() {
+            let shown: Vec<String> = list.iter().map(Address::to_string).collect();
+            return Some(format!("spec.clusterIPs is {shown:?}, not {cluster_dns:?}"));
+        }
     }
-    let ports = spec.ports.as_deref().unwrap_or_default();
-    for proto in ["UDP", "TCP"] {
-        let has = ports
+    for proto in [Protocol::Udp, Protocol::Tcp] {
+        let has = spec
+            .ports
             .iter()
-            .any(|p| p.port == 53 && p.protocol.as_deref().unwrap_or("TCP") == proto);
+            .any(|p| p.port == 53 && p.protocol.as_ref().unwrap_or(&Protocol::Tcp) == &proto);
         if !has {
-            return Some(format!("spec.ports has no port 53/{proto}"));
+            return Some(format!("spec.ports has no port 53/{}", proto.as_str()));
         }
     }
     None
@@ -116,7 +120,7 @@ pub fn difference(svc: &Service, cluster_dns: &[IpAddr]) -> Option<String> {
 /// retried (DNS serving does not depend on the Service).
 pub(super) async fn keep(
     client: kube::Client,
-    services: Shared<Service>,
+    services: Shared<compact::Service>,
     cluster_dns: &[IpAddr],
 ) -> Infallible {
     let api: Api<Service> = Api::namespaced(client, KUBE_DNS_NAMESPACE);
@@ -165,11 +169,17 @@ async fn create(api: &Api<Service>, cluster_dns: &[IpAddr]) {
 mod tests {
     use super::*;
 
+    /// What the store would hold for `svc` once the API server has it.
+    fn stored(svc: &Service) -> compact::Service {
+        let json = serde_json::to_vec(svc).expect("serializes");
+        serde_json::from_slice(&json).expect("parses as the compact type")
+    }
+
     #[test]
     fn our_service_has_the_address_and_both_dns_ports() {
         let ip: IpAddr = "10.43.0.10".parse().expect("ip");
         let svc = kube_dns_service(&[ip]);
-        assert_eq!(difference(&svc, &[ip]), None);
+        assert_eq!(difference(&stored(&svc), &[ip]), None);
         let spec = svc.spec.as_ref().expect("spec");
         assert!(spec.selector.is_none());
         let names: Vec<_> = spec
@@ -181,7 +191,7 @@ mod tests {
         assert_eq!(names, ["dns", "dns-tcp", "metrics"]);
         let other: IpAddr = "10.43.0.53".parse().expect("ip");
         assert!(
-            difference(&svc, &[other])
+            difference(&stored(&svc), &[other])
                 .expect("differs")
                 .contains("spec.clusterIP")
         );
@@ -205,11 +215,11 @@ mod tests {
             Some(&["IPv4".to_string(), "IPv6".to_string()][..])
         );
         assert_eq!(spec.ip_family_policy.as_deref(), Some("RequireDualStack"));
-        assert_eq!(difference(&svc, &ips), None);
+        assert_eq!(difference(&stored(&svc), &ips), None);
         // A single-stack kube-dns Service is reported on a dual-stack node.
         let single = kube_dns_service(&ips[..1]);
         assert!(
-            difference(&single, &ips)
+            difference(&stored(&single), &ips)
                 .expect("differs")
                 .contains("spec.clusterIPs")
         );

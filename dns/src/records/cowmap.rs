@@ -64,6 +64,10 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         Arc::make_mut(&mut self.shards[shard]).remove(key)
     }
 
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &K> {
+        self.shards.iter().flat_map(|s| s.keys())
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.len()).sum()
     }

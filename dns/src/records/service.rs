@@ -3,15 +3,18 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use k8s_openapi::api::core::v1::{Service, ServicePort};
-use k8s_openapi::api::discovery::v1::{Endpoint as SliceEndpoint, EndpointPort, EndpointSlice};
+use cluster::compact::{
+    Address, AddressType, Endpoint as SliceEndpoint, EndpointPort, EndpointSlice, Protocol,
+    Service, ServicePort, ServiceType,
+};
 
 use super::names::{OwnedName, is_dns_label};
 use super::skip::{ObjectRef, Skipped, Skips};
 use super::zone::Zone;
 
-/// The label EndpointSlices carry to name their Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The label EndpointSlices carry to name their Service (read into
+/// `EndpointSlice::service_name` on ingest).
+pub const SERVICE_NAME_LABEL: &str = cluster::compact::SERVICE_NAME_LABEL;
 
 /// Transport protocol of a port, as it appears in `_port._proto` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,12 +25,13 @@ pub enum Proto {
 }
 
 impl Proto {
-    fn parse(s: Option<&str>) -> Option<Proto> {
-        match s.unwrap_or("TCP") {
-            "TCP" => Some(Proto::Tcp),
-            "UDP" => Some(Proto::Udp),
-            "SCTP" => Some(Proto::Sctp),
-            _ => None,
+    /// Absent means TCP; None for a protocol DNS has no name for.
+    fn parse(p: Option<&Protocol>) -> Option<Proto> {
+        match p.unwrap_or(&Protocol::Tcp) {
+            Protocol::Tcp => Some(Proto::Tcp),
+            Protocol::Udp => Some(Proto::Udp),
+            Protocol::Sctp => Some(Proto::Sctp),
+            Protocol::Other(_) => None,
         }
     }
 
@@ -161,8 +165,7 @@ pub fn build(
     zone: &Zone,
     skipped: &mut Vec<Skipped>,
 ) -> Option<ServiceRecords> {
-    let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
-    let name = svc.metadata.name.as_deref().unwrap_or_default();
+    let (ns, name) = (svc.namespace(), svc.name());
     let object = ObjectRef {
         kind: "Service",
         namespace: ns,
@@ -174,13 +177,13 @@ pub fn build(
         return None;
     }
     let full = zone.name().prepend(&format!("{name}.{ns}.svc")).ok()?;
-    let spec = svc.spec.clone().unwrap_or_default();
-    if spec.type_.as_deref() == Some("ExternalName") {
+    let spec = &svc.spec;
+    if spec.type_ == ServiceType::ExternalName {
         return external_name(spec.external_name.as_deref(), full, &mut skips);
     }
     let endpoints = ready_endpoints(slices, skipped);
     let mut skips = Skips::new(&object, skipped);
-    let ips = cluster_ips(&spec.cluster_ip, &spec.cluster_ips, &mut skips);
+    let ips = cluster_ips(spec.cluster_ips.field(), &mut skips);
     let headless = ips.is_none();
     let (v4, v6) = match ips {
         Some(ips) => split_families(ips.into_iter()),
@@ -189,7 +192,7 @@ pub fn build(
     let srv = if headless {
         endpoint_srv(&endpoints)
     } else {
-        service_srv(spec.ports.as_deref().unwrap_or_default(), &mut skips)
+        service_srv(&spec.ports, &mut skips)
     };
     let (endpoints, hostnames) = pack_endpoints(endpoints.into_iter().map(|e| e.0).collect());
     Some(ServiceRecords {
@@ -268,24 +271,18 @@ fn external_name(
 }
 
 /// The Service's cluster IPs, or None for a headless Service.
-fn cluster_ips(
-    single: &Option<String>,
-    list: &Option<Vec<String>>,
-    skips: &mut Skips,
-) -> Option<Vec<IpAddr>> {
-    let (field, values): (&str, Vec<&String>) = match list.as_deref() {
-        Some(list) if !list.is_empty() => ("spec.clusterIPs", list.iter().collect()),
-        _ => ("spec.clusterIP", single.iter().collect()),
-    };
-    if values.first().is_some_and(|v| v.as_str() == "None") {
+fn cluster_ips((field, values): (&str, &[Address]), skips: &mut Skips) -> Option<Vec<IpAddr>> {
+    if values.first().is_some_and(|v| v.is_text("None")) {
         return None;
     }
     let mut ips = Vec::new();
     for (i, value) in values.iter().enumerate() {
-        match value.parse::<IpAddr>() {
-            Ok(ip) => ips.push(ip),
-            Err(_) if value.is_empty() => {}
-            Err(_) => skips.push(format!("{field}[{i}]"), format!("invalid IP {value:?}")),
+        match value {
+            Address::Ip(ip) => ips.push(*ip),
+            Address::Text(text) if text.is_empty() => {}
+            Address::Text(text) => {
+                skips.push(format!("{field}[{i}]"), format!("invalid IP {text:?}"))
+            }
         }
     }
     Some(ips)
@@ -315,7 +312,7 @@ fn service_srv(ports: &[ServicePort], skips: &mut Skips) -> Box<[Srv]> {
         if let Some(srv) = port_srv(
             p.name.as_deref(),
             Some(p.port),
-            p.protocol.as_deref(),
+            p.protocol.as_ref(),
             None,
             &field,
             skips,
@@ -331,7 +328,7 @@ fn service_srv(ports: &[ServicePort], skips: &mut Skips) -> Box<[Srv]> {
 fn port_srv(
     name: Option<&str>,
     port: Option<i32>,
-    proto: Option<&str>,
+    proto: Option<&Protocol>,
     target: Option<&str>,
     field: &str,
     skips: &mut Skips,
@@ -347,7 +344,7 @@ fn port_srv(
     let Some(proto) = Proto::parse(proto) else {
         skips.push(
             format!("{field}.protocol"),
-            format!("unknown protocol {proto:?}"),
+            format!("unknown protocol {:?}", proto.map(Protocol::as_str)),
         );
         return None;
     };
@@ -388,7 +385,7 @@ fn endpoint_srv(endpoints: &[SlicedEndpoint]) -> Box<[Srv]> {
             if let Some(srv) = port_srv(
                 p.name.as_deref(),
                 p.port,
-                p.protocol.as_deref(),
+                p.protocol.as_ref(),
                 Some(&ep.label),
                 "",
                 &mut skips,
@@ -410,16 +407,17 @@ fn ready_endpoints<'s>(
     for slice in slices {
         let object = ObjectRef {
             kind: "EndpointSlice",
-            namespace: slice.metadata.namespace.as_deref().unwrap_or_default(),
-            name: slice.metadata.name.as_deref().unwrap_or_default(),
+            namespace: slice.namespace(),
+            name: slice.name(),
         };
         let mut skips = Skips::new(&object, skipped);
-        let ports = slice.ports.as_deref().unwrap_or_default();
+        let ports = &slice.ports;
         check_slice_ports(ports, &mut skips);
-        let family = match slice.address_type.as_str() {
-            "IPv4" => 4,
-            "IPv6" => 6,
-            _ => continue, // FQDN slices carry no addresses DNS can serve.
+        let family = match slice.address_type {
+            AddressType::IPv4 => 4,
+            AddressType::IPv6 => 6,
+            // FQDN slices carry no addresses DNS can serve.
+            AddressType::Other => continue,
         };
         for (i, ep) in slice.endpoints.iter().enumerate() {
             for endpoint in slice_endpoint(ep, i, family, &mut skips) {
@@ -436,7 +434,7 @@ fn check_slice_ports(ports: &[EndpointPort], skips: &mut Skips) {
         port_srv(
             p.name.as_deref(),
             p.port.or(Some(0)),
-            p.protocol.as_deref(),
+            p.protocol.as_ref(),
             None,
             &field,
             skips,
@@ -451,7 +449,7 @@ fn slice_endpoint(
     skips: &mut Skips,
 ) -> Vec<Labelled> {
     // Ready absent means unknown, which consumers must treat as ready.
-    let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+    let ready = ep.ready.unwrap_or(true);
     if !ready {
         return Vec::new();
     }
@@ -466,16 +464,17 @@ fn slice_endpoint(
         ok
     });
     let mut out = Vec::new();
-    for (j, a) in ep.addresses.iter().enumerate() {
+    for (j, a) in ep.addresses.as_slice().iter().enumerate() {
         let field = format!("endpoints[{index}].addresses[{j}]");
-        let addr = match a.parse::<IpAddr>() {
-            Ok(addr) if (family == 4) == addr.is_ipv4() => addr,
-            Ok(_) => {
-                skips.push(field, format!("{a:?} is not of the slice's addressType"));
+        let addr = match a {
+            Address::Ip(addr) if (family == 4) == addr.is_ipv4() => *addr,
+            Address::Ip(_) => {
+                let text = a.to_string();
+                skips.push(field, format!("{text:?} is not of the slice's addressType"));
                 continue;
             }
-            Err(_) => {
-                skips.push(field, format!("invalid IP {a:?}"));
+            Address::Text(text) => {
+                skips.push(field, format!("invalid IP {text:?}"));
                 continue;
             }
         };

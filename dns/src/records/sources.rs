@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use cluster::compact::{EndpointSlice, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node};
 
 use super::hosts::Hosts;
-use super::service::{SERVICE_NAME_LABEL, build};
+use super::service::build;
 use super::skip::Skipped;
 use super::table::Table;
 use super::zone::Zone;
@@ -32,9 +32,9 @@ pub struct Sources<'a> {
 
 /// The Service a slice belongs to, from its `kubernetes.io/service-name`.
 pub fn slice_service(slice: &EndpointSlice) -> Option<ServiceKey> {
-    let ns = slice.metadata.namespace.clone()?;
-    let labels = slice.metadata.labels.as_ref()?;
-    Some((ns, labels.get(SERVICE_NAME_LABEL)?.clone()))
+    let service = slice.service_name.as_deref()?;
+    let ns = slice.namespace();
+    (!ns.is_empty()).then(|| (ns.to_owned(), service.to_owned()))
 }
 
 /// Slices grouped by their Service.
@@ -52,7 +52,8 @@ pub fn slices_by_service(
 
 /// The key of a Service object.
 pub fn service_key(svc: &Service) -> Option<ServiceKey> {
-    Some((svc.metadata.namespace.clone()?, svc.metadata.name.clone()?))
+    let key = (svc.namespace(), svc.name());
+    (!key.0.is_empty() && !key.1.is_empty()).then(|| (key.0.to_owned(), key.1.to_owned()))
 }
 
 /// A complete, synced table (serial left at 0 for the caller to set).

@@ -245,6 +245,19 @@ impl Table {
         self.namespaces.get(ns)?.services.get(name)
     }
 
+    /// `(namespace, name)` of every Service in the table.
+    pub fn service_keys(&self) -> Vec<(String, String)> {
+        let mut keys = Vec::with_capacity(self.service_count());
+        for (ns, n) in self.namespaces.iter() {
+            keys.extend(
+                n.services
+                    .keys()
+                    .map(|name| (ns.to_string(), name.to_string())),
+            );
+        }
+        keys
+    }
+
     /// Number of Services in the table.
     pub fn service_count(&self) -> usize {
         self.namespaces.values().map(|n| n.services.len()).sum()

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use cluster::compact::{EndpointSlice, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use tokio::sync::watch;
 
 use cluster::Shared;
@@ -21,7 +21,10 @@ use crate::metrics::Metrics;
 use crate::records::{NameError, Table, Zone, ZoneConfig};
 use crate::server::{Context, Server, ServerConfig, ServerError};
 
-pub use sync::Syncer;
+/// The store types `Syncer` reads (for callers without a `cluster`
+/// dependency, such as the fuzz fixture).
+pub use cluster::compact;
+pub use sync::{ChangedObjects, Stores, Syncer};
 
 /// Where upstream servers come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +73,9 @@ impl Default for DnsConfig {
     }
 }
 
-/// The shared reflectors the table is built from.
+/// The shared reflectors the table is built from. Services and
+/// EndpointSlices are the compact store types (`cluster::compact`): no
+/// other component reads them, and they are the numerous kinds.
 #[derive(Clone)]
 pub struct DnsViews {
     pub services: Shared<Service>,

@@ -111,7 +111,7 @@ fn bad_node_address_is_skipped() {
 
 #[test]
 fn objects_without_spec_or_names_do_not_panic() {
-    let empty: std::sync::Arc<k8s_openapi::api::core::v1::Service> =
+    let empty: std::sync::Arc<cluster::compact::Service> =
         std::sync::Arc::new(serde_json::from_value(json!({"metadata": {}})).expect("fixture"));
     let f = Fixture {
         services: vec![empty],

@@ -14,8 +14,8 @@ mod updates;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use cluster::compact::{EndpointSlice, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use serde_json::{Value, json};
 
 use super::{Answer, OwnedName, Resolution, Skipped, Sources, Table, Zone, ZoneConfig, full_table};
