@@ -1,6 +1,7 @@
 //! Garbage collection: dependents whose owners are all gone, namespaces that
 //! finished terminating, and terminating pods whose node no longer exists.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Weak;
 use std::time::Duration;
@@ -30,8 +31,30 @@ pub async fn run_periodic(server: Weak<ApiServer>) {
     }
 }
 
-/// Runs cascade rounds until nothing more is collectable.
+thread_local! {
+    /// Set while [`collect`] runs on this thread (the store's lock is held
+    /// throughout, so one thread is the whole story).
+    static COLLECTING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Clears [`COLLECTING`] however `collect` ends.
+struct Collecting;
+
+impl Drop for Collecting {
+    fn drop(&mut self) {
+        COLLECTING.with(|c| c.set(false));
+    }
+}
+
+/// Runs cascade rounds until nothing more is collectable. A delete below
+/// calls back into `collect`; that nested call returns at once, and the
+/// next round here picks up what the delete orphaned. (Recursing once per
+/// orphan overflowed the stack with a few thousand of them.)
 pub fn collect(state: &mut State) {
+    if COLLECTING.with(|c| c.replace(true)) {
+        return;
+    }
+    let _collecting = Collecting;
     for _ in 0..MAX_ROUNDS {
         let orphans = orphaned_dependents(state);
         let finished = finished_namespaces(state);

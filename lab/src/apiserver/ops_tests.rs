@@ -191,6 +191,24 @@ fn owner_deletion_collects_dependents_or_orphans_them() {
 }
 
 #[test]
+fn thousands_of_dependents_go_with_their_owner() {
+    let store = Store::new(ApiServerConfig::default());
+    let mut s = store.lock();
+    let cms = r("configmaps");
+    let owner = create(&mut s, cms, "default", cm("owner", json!({}))).expect("owner");
+    let refs = json!({"metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": meta::uid(&owner)}]}});
+    for i in 0..5000 {
+        let name = format!("dep-{i}");
+        create(&mut s, cms, "default", cm(&name, refs.clone())).expect("dependent");
+    }
+    delete(&mut s, cms, "default", "owner", &DeleteOptions::default()).expect("delete owner");
+    let left = (0..5000)
+        .filter(|i| exists(&s, cms, "default", &format!("dep-{i}")))
+        .count();
+    assert_eq!(left, 0, "dependents left behind");
+}
+
+#[test]
 fn namespace_deletion_removes_content_then_itself() {
     let store = Store::new(ApiServerConfig::default());
     let mut s = store.lock();
