@@ -1,7 +1,7 @@
 //! A bounded answer cache, sharded to keep lock hold times short.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -9,11 +9,13 @@ use super::cached::Cached;
 
 const SHARDS: usize = 16;
 
-type Shard = Mutex<HashMap<Box<[u8]>, Arc<Cached>>>;
+type Shard = Mutex<HashMap<Box<[u8]>, Arc<Cached>, Hasher>>;
+/// Seeded per process (keys are names from the wire), cheaper than SipHash.
+type Hasher = foldhash::fast::RandomState;
 
 /// Keyed by the lower-case question (name, type, class in wire form).
 pub struct Cache {
-    hasher: RandomState,
+    hasher: Hasher,
     per_shard: usize,
     shards: Vec<Shard>,
 }
@@ -22,9 +24,11 @@ impl Cache {
     /// A cache of at most about `capacity` entries (0 disables it).
     pub fn new(capacity: usize) -> Cache {
         Cache {
-            hasher: RandomState::new(),
+            hasher: Hasher::default(),
             per_shard: capacity.div_ceil(SHARDS),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
         }
     }
 

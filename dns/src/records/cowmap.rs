@@ -3,14 +3,15 @@
 //! Service change publish a new table without copying the whole table.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+
+use super::{NameHasher, NameMap};
 
 #[derive(Debug)]
 pub(crate) struct CowMap<K, V> {
-    hasher: RandomState,
-    shards: Box<[Arc<HashMap<K, V>>]>,
+    hasher: NameHasher,
+    shards: Box<[Arc<NameMap<K, V>>]>,
 }
 
 impl<K, V> Clone for CowMap<K, V> {
@@ -25,9 +26,9 @@ impl<K, V> Clone for CowMap<K, V> {
 impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     /// An empty map with `shards` shards (a power of two keeps the pick cheap).
     pub(crate) fn new(shards: usize) -> Self {
-        let hasher = RandomState::new();
+        let hasher = NameHasher::default();
         let shards = (0..shards.max(1))
-            .map(|_| Arc::new(HashMap::with_hasher(hasher.clone())))
+            .map(|_| Arc::new(NameMap::with_hasher(hasher.clone())))
             .collect();
         CowMap { hasher, shards }
     }

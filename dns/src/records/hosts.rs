@@ -2,7 +2,6 @@
 //! InternalIPs (read from Node objects, no ConfigMap in between) and an
 //! optional user hosts list.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use k8s_openapi::api::core::v1::Node;
@@ -20,7 +19,7 @@ pub struct HostAddrs {
 /// Host names (lower-case wire format) to addresses, plus the reverse pairs.
 #[derive(Debug, Clone, Default)]
 pub struct Hosts {
-    by_name: HashMap<Box<[u8]>, HostAddrs>,
+    by_name: super::NameMap<Box<[u8]>, HostAddrs>,
     pairs: Vec<(IpAddr, OwnedName)>,
 }
 

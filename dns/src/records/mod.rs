@@ -20,6 +20,13 @@ mod zone;
 #[cfg(test)]
 mod tests;
 
+/// The hasher of the maps every query looks names up in: randomly seeded
+/// per process (names come from the wire and from upstream answers), and
+/// much cheaper than std's SipHash on short keys.
+pub(crate) type NameHasher = foldhash::fast::RandomState;
+/// A map keyed by names on the query path.
+pub(crate) type NameMap<K, V> = std::collections::HashMap<K, V, NameHasher>;
+
 pub use hosts::{HostAddrs, Hosts, parse_hosts_file};
 pub use lookup::{Answer, Resolution, pod_ip, reverse_ip, rtype};
 pub use names::{MAX_LABELS, MAX_NAME, NameError, OwnedName, QueryName, is_dns_label};

@@ -2,7 +2,6 @@
 //! change what one event touched and publish the clone; readers hold a
 //! snapshot that never changes under them.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -201,7 +200,7 @@ pub struct Table {
     pub(crate) zone: Arc<Zone>,
     pub(crate) synced: bool,
     pub(crate) serial: u32,
-    pub(crate) namespaces: Arc<HashMap<Arc<str>, Arc<Namespace>>>,
+    pub(crate) namespaces: Arc<super::NameMap<Arc<str>, Arc<Namespace>>>,
     pub(crate) reverse: Reverse,
     pub(crate) hosts: Arc<Hosts>,
 }

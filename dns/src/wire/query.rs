@@ -104,7 +104,6 @@ fn read_question(msg: &[u8], q: &mut Query) -> Option<usize> {
         if label & 0xC0 != 0 || len + label + 1 > MAX_NAME {
             return None;
         }
-        q.name[len] = label as u8;
         if label == 0 {
             len += 1;
             at += 1;
@@ -115,13 +114,16 @@ fn read_question(msg: &[u8], q: &mut Query) -> Option<usize> {
         }
         q.starts[q.labels as usize] = len as u8;
         q.labels += 1;
-        let bytes = msg.get(at + 1..at + 1 + label)?;
-        for (dst, src) in q.name[len + 1..len + 1 + label].iter_mut().zip(bytes) {
-            *dst = src.to_ascii_lowercase();
-        }
         len += label + 1;
         at += label + 1;
     }
+    // Without compression the name is the message bytes as they stand:
+    // one copy and one lower-casing pass over the whole name (length
+    // octets are at most 63, below b'A', so lower-casing leaves them be)
+    // cost far less than a copy-and-convert per label.
+    let name = &mut q.name[..len];
+    name.copy_from_slice(msg.get(HEADER_LEN..at)?);
+    name.make_ascii_lowercase();
     q.name_len = len as u8;
     q.qtype = read_u16(msg, at)?;
     q.qclass = read_u16(msg, at + 2)?;

@@ -110,3 +110,44 @@ fn random_messages_never_panic_and_answers_decode() {
         }
     }
 }
+
+/// A query for `name` (wire form) of type A, no EDNS.
+fn query_for(name: &[u8]) -> Vec<u8> {
+    let mut raw = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    raw.extend_from_slice(name);
+    raw.extend_from_slice(&[0, 1, 0, 1]);
+    raw
+}
+
+#[test]
+fn every_byte_value_is_lower_cased_as_ascii_at_every_alignment() {
+    for half in [0..128, 128..256].map(|r| r.map(|b: u16| b as u8).collect::<Vec<u8>>()) {
+        for shift in 0..8 {
+            let mut content = vec![b'Q'; shift];
+            content.extend_from_slice(&half);
+            let mut name = Vec::new();
+            for label in content.chunks(60) {
+                name.push(label.len() as u8);
+                name.extend_from_slice(label);
+            }
+            name.push(0);
+            let q = parse(&query_for(&name)).expect("query");
+            let expected: Vec<u8> = name.iter().map(u8::to_ascii_lowercase).collect();
+            assert_eq!(q.name().wire(), &expected[..], "shift {shift}");
+        }
+    }
+}
+
+#[test]
+fn a_name_cut_short_inside_a_label_is_formerr() {
+    let mut raw = query_for(&[3, b'W', b'e', b'b', 0]);
+    raw.truncate(HEADER_LEN + 3);
+    assert_eq!(
+        parse(&raw).err(),
+        Some(Reject::Error {
+            id: 1,
+            flags: 0,
+            rcode: rcode::FORMERR
+        })
+    );
+}
