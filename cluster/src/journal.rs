@@ -98,8 +98,14 @@ impl<K: Resource<DynamicType = ()>> Journal<K> {
     }
 
     /// Records that `obj` was applied or deleted.
+    #[cfg(test)]
     pub(crate) fn changed(&self, obj: &K) {
-        self.push(Entry::Object(key_of(obj)));
+        self.changed_key(key_of(obj));
+    }
+
+    /// Records that the object `key` names was applied or deleted.
+    pub(crate) fn changed_key(&self, key: ObjectRef<K>) {
+        self.push(Entry::Object(key));
     }
 
     /// Records that the whole store was replaced.

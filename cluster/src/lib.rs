@@ -8,10 +8,12 @@ pub mod compact;
 pub mod events;
 pub mod journal;
 pub mod reflectors;
+pub mod store;
 pub mod trim;
 
 pub use changes::Changes;
 pub use client::{ClientError, client};
 pub use journal::{Changed, Cursor, Journal};
 pub use reflectors::{ReflectorStats, Reflectors, Shared};
+pub use store::Kept;
 pub use trim::Trim;

@@ -2,8 +2,10 @@
 //! process, however many components read it.
 //!
 //! `Reflectors::shared::<K>()` starts the watch for `K` on first use and hands
-//! every caller the same `Store<K>` plus a coalescing change signal. The store
-//! is kube-runtime's: it becomes ready only after the first full list, so a
+//! every caller the same store plus a coalescing change signal. The store
+//! is the kind's (`Kept`: kube-runtime's `Store`, or `compact::Objects` for
+//! the compact kinds); readiness is announced only after the first full
+//! list (a relist swaps the whole contents at its end), so a
 //! component that waits for readiness never plans from a partial view. A
 //! watch that fails is retried with kube-runtime's default backoff; the store
 //! keeps its last contents meanwhile (the dataplane keeps its last state).
@@ -19,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use kube::runtime::reflector::{self, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -27,7 +28,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::changes::Changes;
-use crate::journal::Journal;
+use crate::journal::{Journal, key_of};
+use crate::store::{Apply, Kept};
 use crate::trim::Trim;
 
 /// How long a change signal waits for a burst to settle before waking.
@@ -39,18 +41,26 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(20);
 
 /// The bounds a resource type needs to be reflected.
 pub trait Reflected:
-    Resource<DynamicType = ()> + Trim + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+    Resource<DynamicType = ()> + Trim + Kept + Clone + DeserializeOwned + Debug + Send + Sync + 'static
 {
 }
 impl<K> Reflected for K where
-    K: Resource<DynamicType = ()> + Trim + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+    K: Resource<DynamicType = ()>
+        + Trim
+        + Kept
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static
 {
 }
 
 /// One reflected type as handed to a component: the store and its changes.
 #[derive(Clone)]
 pub struct Shared<K: Reflected> {
-    store: Store<K>,
+    store: K::Store,
     changed: watch::Receiver<u64>,
     ready: watch::Receiver<bool>,
     settle: Duration,
@@ -64,7 +74,7 @@ pub struct ReflectorStopped;
 
 impl<K: Reflected> Shared<K> {
     /// The read-only cache of all objects of this type.
-    pub fn store(&self) -> &Store<K> {
+    pub fn store(&self) -> &K::Store {
         &self.store
     }
 
@@ -188,7 +198,7 @@ impl Reflectors {
     }
 
     fn start<K: Reflected>(&self) -> (Shared<K>, Arc<ReflectorStats>, JoinHandle<()>) {
-        let (store, writer) = reflector::store::<K>();
+        let (store, writer) = K::store();
         let (tx, changed) = watch::channel(0u64);
         let stats = Arc::new(ReflectorStats::new(K::kind(&()).into_owned()));
         let api: Api<K> = Api::all(self.client.clone());
@@ -239,7 +249,7 @@ struct Sinks<K: Reflected> {
 
 /// Applies watch events to the store and signals changes; errors are
 /// counted and logged, the (backed-off) stream then resumes by itself.
-async fn drive<K, S>(events: S, mut writer: Writer<K>, sinks: Sinks<K>)
+async fn drive<K, S>(events: S, mut writer: K::Writer, sinks: Sinks<K>)
 where
     K: Reflected,
     S: Stream<Item = watcher::Result<watcher::Event<K>>>,
@@ -247,7 +257,7 @@ where
     let mut events = std::pin::pin!(events);
     while let Some(event) = events.next().await {
         match event {
-            Ok(event) => apply(&mut writer, &event, &sinks),
+            Ok(event) => apply(&mut writer, event, &sinks),
             Err(err) => {
                 sinks.stats.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(kind = %sinks.stats.kind, error = %err, "watch failed; retrying with backoff");
@@ -258,30 +268,37 @@ where
 
 /// Store first, then journal, then the signal: whoever is woken or reads
 /// the journal finds the store at least that new.
-fn apply<K: Reflected>(writer: &mut Writer<K>, event: &watcher::Event<K>, sinks: &Sinks<K>) {
+/// The event is moved into the store (the compact stores keep the object
+/// itself), so what the journal needs is taken from it first.
+fn apply<K: Reflected>(writer: &mut K::Writer, event: watcher::Event<K>, sinks: &Sinks<K>) {
     let Sinks {
         changed,
         journal,
         stats,
     } = sinks;
-    writer.apply_watcher_event(event);
-    match event {
-        watcher::Event::Apply(obj) | watcher::Event::Delete(obj) => journal.changed(obj),
-        watcher::Event::InitDone => journal.replaced(),
-        watcher::Event::Init | watcher::Event::InitApply(_) => {}
-    }
+    let key = match &event {
+        watcher::Event::Apply(obj) | watcher::Event::Delete(obj) => Some(key_of(obj)),
+        _ => None,
+    };
     let carries_object = matches!(
         event,
         watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitApply(_)
     );
-    if carries_object {
-        stats.events.fetch_add(1, Ordering::Relaxed);
-    }
     // During a (re)list the store only swaps in the new contents at
     // InitDone, so Init and InitApply change nothing readers can see.
     let visible = !matches!(event, watcher::Event::Init | watcher::Event::InitApply(_));
+    let relisted = matches!(event, watcher::Event::InitDone);
+    writer.apply(event);
+    match key {
+        Some(key) => journal.changed_key(key),
+        None if relisted => journal.replaced(),
+        None => {}
+    }
+    if carries_object {
+        stats.events.fetch_add(1, Ordering::Relaxed);
+    }
     if visible {
-        if matches!(event, watcher::Event::InitDone) {
+        if relisted {
             stats.ready.send_replace(true);
         }
         changed.send_modify(|generation| *generation += 1);
@@ -294,7 +311,7 @@ mod tests {
     use futures::stream;
     use k8s_openapi::api::core::v1::Node;
     use kube::api::ObjectMeta;
-    use kube::runtime::reflector::ObjectRef;
+    use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 
     use crate::journal::Changed;
 
@@ -465,6 +482,37 @@ mod tests {
         refs.sort_by(|x, y| x.name.cmp(&y.name));
         assert_eq!(refs, [ObjectRef::new("a"), ObjectRef::new("b")]);
         assert!(h.store.get(&refs[0]).is_none() && h.store.get(&refs[1]).is_some());
+    }
+
+    /// A compact kind goes through the same path into its own store:
+    /// trimmed, readiness at the end of the list, journaled.
+    #[tokio::test]
+    async fn a_compact_kind_is_kept_in_its_own_store() {
+        use crate::compact::{Service, ServiceSpec};
+        let (store, writer) = <Service as Kept>::store();
+        let stats = Arc::new(ReflectorStats::new("Service".into()));
+        let journal = Arc::new(Journal::<Service>::default());
+        let mut cursor = journal.cursor();
+        let sinks = Sinks {
+            changed: watch::channel(0u64).0,
+            journal: journal.clone(),
+            stats: stats.clone(),
+        };
+        let svc = |name| Service::new("default", name, ServiceSpec::default());
+        let events = vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(svc("a"))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(svc("b"))),
+            Ok(watcher::Event::Delete(svc("a"))),
+        ];
+        drive(trimmed(stream::iter(events)), writer, sinks).await;
+        assert!(stats.ready());
+        assert_eq!(stats.events(), 3);
+        assert!(store.get_named("default", "a").is_none());
+        assert!(store.get_named("default", "b").is_some());
+        assert_eq!(journal.since(&mut cursor), Changed::Everything);
+        assert!(journal.since(&mut cursor).is_empty());
     }
 
     fn tokio_stream_from<T>(

@@ -2,8 +2,9 @@
 //! with `--pods` endpoints spread over them (one EndpointSlice each),
 //! served on `--listen` by one thread, forwarding other names to
 //! `--upstream`. The objects are shaped like an API server's, parsed into
-//! the compact store types and held in kube-runtime reflector stores, as
-//! the daemon's shared reflectors hold them. Prints `ready rss_kb=<n>`
+//! the compact store types and held in their stores
+//! (`cluster::compact::Objects`), as the daemon's shared reflectors hold
+//! them. Prints `ready rss_kb=<n>`
 //! once serving; on stderr the RSS and heap in use at each stage and the
 //! time one Service change takes to rebuild and publish through the
 //! incremental path. `--malloc-trim` returns freed heap to the system
@@ -23,13 +24,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use cluster::Kept;
 use cluster::journal::key_of;
+use cluster::store::Apply;
 use dns::forward::{ForwardConfig, Forwarder};
 use dns::metrics::Metrics;
 use dns::records::{Zone, ZoneConfig};
 use dns::run::{ChangedObjects, Stores, Syncer};
 use dns::server::{Context, Server, ServerConfig};
-use kube::runtime::reflector::{self, Store, store::Writer};
 use kube::runtime::watcher::Event;
 use objects::{service, slice};
 
@@ -96,16 +98,14 @@ fn rss_kb() -> u64 {
 }
 
 /// A store filled as a reflector fills it at its first list.
-fn filled<K>(objects: impl Iterator<Item = Arc<K>>) -> (Store<K>, Writer<K>)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + 'static,
-{
-    let (store, mut writer) = reflector::store();
-    writer.apply_watcher_event(&Event::Init);
+fn filled<K: Kept + Clone>(objects: impl Iterator<Item = Arc<K>>) -> (K::Store, K::Writer) {
+    let (store, mut writer) = K::store();
+    writer.apply(Event::Init);
     for object in objects {
-        writer.apply_watcher_event(&Event::InitApply((*object).clone()));
+        // Moved in, not cloned, as the reflector does with a parsed object.
+        writer.apply(Event::InitApply(Arc::unwrap_or_clone(object)));
     }
-    writer.apply_watcher_event(&Event::InitDone);
+    writer.apply(Event::InitDone);
     (store, writer)
 }
 
@@ -144,8 +144,8 @@ fn main() -> Result<(), String> {
     // One Service replaced by another, rebuilt and published as the sync
     // loop does it for a watch event.
     let (gone, new) = (service(7), service(a.services + 7));
-    service_writer.apply_watcher_event(&Event::Delete((*gone).clone()));
-    service_writer.apply_watcher_event(&Event::Apply((*new).clone()));
+    service_writer.apply(Event::Delete((*gone).clone()));
+    service_writer.apply(Event::Apply((*new).clone()));
     let started = Instant::now();
     let stores = Stores {
         services: &services,

@@ -19,23 +19,28 @@
 //! the resourceVersion, which kube-runtime's watcher reads from every
 //! watch event to resume from; `Trim` then drops it (the stores run it
 //! after the watcher). Nobody posts Events about these kinds or writes
-//! them back.
+//! them back. They are held in an `Identity`, not in k8s-openapi's
+//! 360-byte `ObjectMeta`, which is built only for kube's `meta()` calls
+//! on objects in flight (see `identity`).
 
 mod address;
+mod identity;
 mod service;
 mod slice;
+mod store;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
 pub use address::{Address, Addresses};
+use identity::Identity;
 pub use service::{ClusterIps, Service, ServicePort, ServiceSpec, ServiceType};
 pub use slice::{AddressType, Endpoint, EndpointPort, EndpointSlice};
+pub use store::{Named, Objects, ObjectsWriter};
 
 /// The one EndpointSlice label a reader uses: the name of the slice's
 /// Service (the same string as `dns::records::SERVICE_NAME_LABEL`).
@@ -84,14 +89,12 @@ struct MetaIn {
 
 impl MetaIn {
     /// Namespace, name and resourceVersion, with no spare room.
-    fn identity(&mut self) -> ObjectMeta {
-        let exact = |s: Option<String>| s.map(|s| s.into_boxed_str().into_string());
-        ObjectMeta {
-            name: exact(self.name.take()),
-            namespace: exact(self.namespace.take()),
-            resource_version: exact(self.resource_version.take()),
-            ..ObjectMeta::default()
-        }
+    fn identity(&mut self) -> Identity {
+        Identity::new(
+            self.namespace.take(),
+            self.name.take(),
+            self.resource_version.take(),
+        )
     }
 }
 
@@ -115,12 +118,12 @@ macro_rules! namespaced_resource {
                 $plural.into()
             }
             fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                &self.metadata
+                self.metadata.meta()
             }
             fn meta_mut(
                 &mut self,
             ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                &mut self.metadata
+                self.metadata.meta_mut()
             }
         }
 
@@ -128,18 +131,37 @@ macro_rules! namespaced_resource {
         /// was needed by the watcher only, which has seen it by now.
         impl crate::trim::Trim for $ty {
             fn trim(&mut self) {
-                self.metadata.resource_version = None;
+                self.metadata.forget_version();
+            }
+        }
+
+        /// Kept in a store of our own (see `store`).
+        impl crate::store::Kept for $ty {
+            type Store = Objects<$ty>;
+            type Writer = ObjectsWriter<$ty>;
+
+            fn store() -> (Objects<$ty>, ObjectsWriter<$ty>) {
+                Objects::new()
+            }
+        }
+
+        impl Named for $ty {
+            fn namespace(&self) -> &str {
+                self.metadata.namespace()
+            }
+            fn name(&self) -> &str {
+                self.metadata.name()
             }
         }
 
         impl $ty {
             /// `metadata.namespace`, empty when absent.
             pub fn namespace(&self) -> &str {
-                self.metadata.namespace.as_deref().unwrap_or_default()
+                self.metadata.namespace()
             }
             /// `metadata.name`, empty when absent.
             pub fn name(&self) -> &str {
-                self.metadata.name.as_deref().unwrap_or_default()
+                self.metadata.name()
             }
         }
     };

@@ -1,10 +1,9 @@
 //! A Service as the DNS component reads it: type, cluster IPs,
 //! externalName and ports.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
-use super::{Address, MetaIn, Protocol, boxed};
+use super::{Address, Identity, MetaIn, Protocol, boxed};
 
 /// `spec.type`; an unknown type is kept as `Other` (DNS treats every type
 /// but ExternalName alike).
@@ -84,18 +83,14 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(from = "ServiceIn")]
 pub struct Service {
-    pub(super) metadata: ObjectMeta,
+    pub(super) metadata: Identity,
     pub spec: ServiceSpec,
 }
 
 impl Service {
     /// A Service with this identity and spec (tests, fixtures).
     pub fn new(namespace: &str, name: &str, spec: ServiceSpec) -> Service {
-        let metadata = ObjectMeta {
-            namespace: Some(namespace.into()),
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        };
+        let metadata = Identity::new(Some(namespace.into()), Some(name.into()), None);
         Service { metadata, spec }
     }
 }

@@ -1,10 +1,9 @@
 //! An EndpointSlice as the DNS component reads it: its Service, address
 //! type, ports, and per endpoint the addresses, readiness and hostname.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
-use super::{Addresses, MetaIn, Protocol, SERVICE_NAME_LABEL, boxed};
+use super::{Addresses, Identity, MetaIn, Protocol, SERVICE_NAME_LABEL, boxed};
 
 /// `addressType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,7 +38,7 @@ pub struct EndpointPort {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(from = "SliceIn")]
 pub struct EndpointSlice {
-    pub(super) metadata: ObjectMeta,
+    pub(super) metadata: Identity,
     /// The `kubernetes.io/service-name` label.
     pub service_name: Option<Box<str>>,
     pub address_type: AddressType,
@@ -50,11 +49,7 @@ pub struct EndpointSlice {
 impl EndpointSlice {
     /// A slice with this identity (tests, fixtures); fill the fields.
     pub fn new(namespace: &str, name: &str) -> EndpointSlice {
-        let metadata = ObjectMeta {
-            namespace: Some(namespace.into()),
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        };
+        let metadata = Identity::new(Some(namespace.into()), Some(name.into()), None);
         EndpointSlice {
             metadata,
             ..EndpointSlice::default()

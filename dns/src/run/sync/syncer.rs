@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cluster::compact::{EndpointSlice, Service};
+use cluster::compact::{EndpointSlice, Objects, Service};
 use k8s_openapi::api::core::v1::Node;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 
 use super::index::SliceIndex;
 use crate::records::{
@@ -18,12 +18,12 @@ use crate::records::{
     slices_by_service,
 };
 
-/// The current Services and EndpointSlices by key (kube-runtime's
+/// The current Services and EndpointSlices by key (the reflectors'
 /// stores): what an incremental pass reads.
 #[derive(Clone, Copy)]
 pub struct Stores<'a> {
-    pub services: &'a Store<Service>,
-    pub slices: &'a Store<EndpointSlice>,
+    pub services: &'a Objects<Service>,
+    pub slices: &'a Objects<EndpointSlice>,
 }
 
 /// The objects changed since the last pass (from the journals).
@@ -135,14 +135,14 @@ impl Syncer {
         key: &ServiceKey,
         skipped: &mut Vec<Skipped>,
     ) -> bool {
-        let Some(svc) = stores.services.get(&ObjectRef::new(&key.1).within(&key.0)) else {
+        let Some(svc) = stores.services.get_named(&key.0, &key.1) else {
             return self.put(key, None);
         };
         let slices: Vec<Arc<EndpointSlice>> = self
             .index
             .slices_of(key)
             .iter()
-            .filter_map(|name| stores.slices.get(&ObjectRef::new(name).within(&key.0)))
+            .filter_map(|name| stores.slices.get_named(&key.0, name))
             .collect();
         let refs: Vec<&EndpointSlice> = slices.iter().map(|s| &**s).collect();
         let records = build_service(&svc, &refs, &self.zone, skipped);

@@ -1,7 +1,8 @@
 use std::time::{Duration, Instant};
 
-use cluster::compact::{EndpointSlice, Service};
-use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use cluster::compact::{EndpointSlice, Objects, ObjectsWriter, Service};
+use cluster::store::Apply;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
@@ -71,42 +72,36 @@ fn only_changed_services_are_rebuilt_and_deletions_apply() {
     assert!(a(&syncer.table(), "b.default.svc.cluster.local").is_empty());
 }
 
-/// kube-runtime stores fed as a reflector would feed them.
+/// The compact stores fed as a reflector would feed them.
 struct Views {
-    services: (Store<Service>, Writer<Service>),
-    slices: (Store<EndpointSlice>, Writer<EndpointSlice>),
+    services: (Objects<Service>, ObjectsWriter<Service>),
+    slices: (Objects<EndpointSlice>, ObjectsWriter<EndpointSlice>),
 }
 
 impl Views {
     fn new() -> Views {
         let mut v = Views {
-            services: reflector::store(),
-            slices: reflector::store(),
+            services: Objects::new(),
+            slices: Objects::new(),
         };
         for e in [watcher::Event::Init, watcher::Event::InitDone] {
-            v.services.1.apply_watcher_event(&e);
+            v.services.1.apply(e);
         }
         for e in [watcher::Event::Init, watcher::Event::InitDone] {
-            v.slices.1.apply_watcher_event(&e);
+            v.slices.1.apply(e);
         }
         v
     }
     fn service(&mut self, s: Service) -> ObjectRef<Service> {
-        self.services
-            .1
-            .apply_watcher_event(&watcher::Event::Apply(s.clone()));
+        self.services.1.apply(watcher::Event::Apply(s.clone()));
         cluster::journal::key_of(&s)
     }
     fn slice(&mut self, s: EndpointSlice) -> ObjectRef<EndpointSlice> {
-        self.slices
-            .1
-            .apply_watcher_event(&watcher::Event::Apply(s.clone()));
+        self.slices.1.apply(watcher::Event::Apply(s.clone()));
         cluster::journal::key_of(&s)
     }
     fn delete_slice(&mut self, s: EndpointSlice) -> ObjectRef<EndpointSlice> {
-        self.slices
-            .1
-            .apply_watcher_event(&watcher::Event::Delete(s.clone()));
+        self.slices.1.apply(watcher::Event::Delete(s.clone()));
         cluster::journal::key_of(&s)
     }
     fn stores(&self) -> Stores<'_> {
@@ -185,7 +180,7 @@ fn a_deleted_service_leaves_the_table_and_a_full_pass_agrees() {
     views
         .services
         .1
-        .apply_watcher_event(&watcher::Event::Delete(headless("web")));
+        .apply(watcher::Event::Delete(headless("web")));
     assert!(update(&mut syncer, &views, &[web], &[]));
     assert!(syncer.table().service("default", "web").is_none());
 }
