@@ -21,18 +21,6 @@ const SECONDS: u64 = 12;
 /// tables other than its own.
 const CUT_TABLE: &str = "nodenet-test-api-cut";
 
-async fn nft_on_node(lab: &Lab, node: &str, command: &str) {
-    let out = lab
-        .exec_on_node(node, &["nft", command], PROBE)
-        .await
-        .expect("exec nft on node");
-    assert!(
-        out.status.success(),
-        "nft {command}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Resets every TCP connection from `node` to the API server: the watches
 /// break at once and every reconnection fails until [`restore_api`].
 async fn cut_api(lab: &Lab, node: &str) {
@@ -41,7 +29,7 @@ async fn cut_api(lab: &Lab, node: &str) {
          add chain inet {CUT_TABLE} out {{ type filter hook output priority 0; policy accept; }}; \
          add rule inet {CUT_TABLE} out ip daddr {UNDERLAY_GATEWAY} tcp dport {UNDERLAY_API_PORT} reject with tcp reset"
     );
-    nft_on_node(lab, node, &cut).await;
+    exec_on_node_ok(lab, node, &["nft", &cut]).await;
     let api = format!("{UNDERLAY_GATEWAY}:{UNDERLAY_API_PORT}");
     assert!(
         !probe_from_node(lab, node, "tcp", &api).await,
@@ -50,7 +38,8 @@ async fn cut_api(lab: &Lab, node: &str) {
 }
 
 async fn restore_api(lab: &Lab, node: &str) {
-    nft_on_node(lab, node, &format!("delete table inet {CUT_TABLE}")).await;
+    let restore = format!("delete table inet {CUT_TABLE}");
+    exec_on_node_ok(lab, node, &["nft", &restore]).await;
 }
 
 fn clients_only() -> serde_json::Value {

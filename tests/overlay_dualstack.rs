@@ -541,18 +541,6 @@ async fn host_gw_each_family_stands_alone_and_follows_an_ipv4_only_change() {
     each_family_stands_alone(DualBackend::HostGw).await;
 }
 
-async fn exec_ok(lab: &lab::Lab, node: &str, argv: &[&str]) {
-    let out = lab
-        .exec_on_node(node, argv, PROBE)
-        .await
-        .expect("exec on node");
-    assert!(
-        out.status.success(),
-        "{argv:?} on {node}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// IPv6 drift: `flannel-v6.1` deleted by hand comes back with its peer, and
 /// so do an IPv6 route and FDB entry deleted by hand; the IPv4 side is
 /// left as it was, and IPv6 pod traffic flows again each time.
@@ -569,7 +557,7 @@ async fn vxlan_ipv6_device_route_and_fdb_deleted_by_hand_come_back() {
     let before4 = kernel_of(&lab, "node-1", false).await;
     assert_eq!(before6.routes.len(), 1, "{before6:#?}");
 
-    exec_ok(&lab, "node-1", &["ip", "link", "del", "flannel-v6.1"]).await;
+    exec_on_node_ok(&lab, "node-1", &["ip", "link", "del", "flannel-v6.1"]).await;
     let back = wait_kernel_of(&lab, "node-1", true, "flannel-v6.1 and its peer", |k| {
         k.has_vxlan_device && *k == before6
     })
@@ -584,9 +572,9 @@ async fn vxlan_ipv6_device_route_and_fdb_deleted_by_hand_come_back() {
         .first()
         .expect("an FDB entry for node-2")
         .clone();
-    exec_ok(&lab, "node-1", &["ip", "-6", "route", "del", &route]).await;
+    exec_on_node_ok(&lab, "node-1", &["ip", "-6", "route", "del", &route]).await;
     let fdb_del = ["bridge", "fdb", "del", &mac, "dev", "flannel-v6.1", "self"];
-    exec_ok(&lab, "node-1", &fdb_del).await;
+    exec_on_node_ok(&lab, "node-1", &fdb_del).await;
     let back = wait_kernel_of(&lab, "node-1", true, "route and FDB entry back", |k| {
         *k == before6
     })

@@ -11,18 +11,6 @@ use common::overlay::*;
 use common::*;
 use serde_json::json;
 
-async fn exec_ok(lab: &lab::Lab, node: &str, argv: &[&str]) {
-    let out = lab
-        .exec_on_node(node, argv, PROBE)
-        .await
-        .expect("exec on node");
-    assert!(
-        out.status.success(),
-        "{argv:?} on {node}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vxlan_device_deleted_by_hand_comes_back_with_its_peers() {
     let root = RootNs::capture();
@@ -34,7 +22,7 @@ async fn vxlan_device_deleted_by_hand_comes_back_with_its_peers() {
     probe_until_ok(&lab, "a", "udp", &target).await;
     let before = wait_kernel(&lab, "node-1", "both peers", |k| k.routes.len() == 2).await;
 
-    exec_ok(&lab, "node-1", &["ip", "link", "del", "flannel.1"]).await;
+    exec_on_node_ok(&lab, "node-1", &["ip", "link", "del", "flannel.1"]).await;
     // (It may come back at once: a Node status heartbeat also wakes a pass.)
     // Within a few reconcile periods the device and all its peers are back.
     let after = wait_kernel(&lab, "node-1", "flannel.1 and its peers back", |k| {
@@ -81,11 +69,11 @@ async fn peer_route_deleted_by_hand_comes_back(backend: Backend) {
     let before = kernel(&lab, "node-1").await;
     assert!(before.route(&cidr).is_some(), "{before:#?}");
 
-    exec_ok(&lab, "node-1", &["ip", "route", "del", &cidr]).await;
+    exec_on_node_ok(&lab, "node-1", &["ip", "route", "del", &cidr]).await;
     if backend == Backend::Vxlan {
         let (_, _, mac) = real_peer(&lab, "node-2").await;
         let dev = "flannel.1";
-        exec_ok(
+        exec_on_node_ok(
             &lab,
             "node-1",
             &["bridge", "fdb", "del", &mac, "dev", dev, "self"],

@@ -125,6 +125,19 @@ pub async fn probe_from_node(lab: &Lab, node: &str, proto: &str, target: &str) -
     out.status.success()
 }
 
+/// Runs `argv` in a node's namespace; panics with its stderr if it fails.
+pub async fn exec_on_node_ok(lab: &Lab, node: &str, argv: &[&str]) {
+    let out = lab
+        .exec_on_node(node, argv, PROBE)
+        .await
+        .expect("exec on node");
+    assert!(
+        out.status.success(),
+        "{argv:?} on {node}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Asserts that nothing of a lab that was torn down remains: namespaces,
 /// files.
 pub fn assert_lab_gone(netns: &[String], dir: &Path) {
