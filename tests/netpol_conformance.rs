@@ -16,8 +16,6 @@ use serde_json::{Value, json};
 
 const NAMESPACES: [&str; 3] = ["x", "y", "z"];
 const PODS: [&str; 3] = ["a", "b", "c"];
-/// How long a policy change may take to show on every node.
-const CONVERGE: Duration = Duration::from_secs(15);
 
 fn ns_labels(ns: &str) -> Labels {
     labels(&[("ns", ns), ("kubernetes.io/metadata.name", ns)])
@@ -46,35 +44,9 @@ async fn case(lab: &Lab, w: &mut World, name: &str, policies: Vec<Value>) {
         create_policy(lab, p).await;
     }
     w.policies = policies;
-    check(lab, w, name).await;
+    assert_matrix(lab, w, name).await;
     delete_policies(lab, &NAMESPACES).await;
     w.policies.clear();
-}
-
-async fn check(lab: &Lab, w: &World, name: &str) {
-    let started = Instant::now();
-    let pairs = all_pairs(&w.pods);
-    let (diff, probes) = converge(lab, w, &pairs, CONVERGE).await;
-    eprintln!(
-        "case {name}: {probes} probes, {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(
-        diff.is_empty(),
-        "case {name}: reachability differs:\n{diff}"
-    );
-}
-
-fn ingress_to(ns: &str, name: &str, selector: Value, ingress: Value) -> Value {
-    policy(
-        ns,
-        name,
-        json!({"podSelector": selector, "policyTypes": ["Ingress"], "ingress": ingress}),
-    )
-}
-
-fn pod_a() -> Value {
-    json!({"matchLabels": {"pod": "a"}})
 }
 
 async fn upstream_cases(lab: &Lab, w: &mut World) {
@@ -195,24 +167,24 @@ async fn live_update_case(lab: &Lab, w: &mut World) {
     );
     create_policy(lab, &p).await;
     w.policies = vec![p];
-    check(lab, w, "live: before label changes").await;
+    assert_matrix(lab, w, "live: before label changes").await;
 
     label_namespace(lab, "z", json!({"team": "blue"})).await;
     w.namespaces
         .get_mut("z")
         .expect("z")
         .insert("team".into(), "blue".into());
-    check(lab, w, "live: namespace z labelled").await;
+    assert_matrix(lab, w, "live: namespace z labelled").await;
 
     label_pod(lab, "x", "c", json!({"role": "client"})).await;
     set_pod_label(w, "x/c", Some("client"));
-    check(lab, w, "live: pod x/c labelled").await;
+    assert_matrix(lab, w, "live: pod x/c labelled").await;
 
     label_pod(lab, "x", "c", json!({"role": null})).await;
     set_pod_label(w, "x/c", None);
     label_namespace(lab, "z", json!({"team": null})).await;
     w.namespaces.get_mut("z").expect("z").remove("team");
-    check(lab, w, "live: labels removed").await;
+    assert_matrix(lab, w, "live: labels removed").await;
     delete_policies(lab, &NAMESPACES).await;
     w.policies.clear();
 }

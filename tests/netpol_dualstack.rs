@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::dualstack::{DualBackend, dual_lab, pod_ips_dual};
 use common::netpol::*;
@@ -22,8 +22,6 @@ use serde_json::{Value, json};
 
 const NAMESPACES: [&str; 3] = ["x", "y", "z"];
 const PODS: [&str; 3] = ["a", "b", "c"];
-/// How long a policy change may take to show on every node.
-const CONVERGE: Duration = Duration::from_secs(15);
 
 fn ns_labels(ns: &str) -> Labels {
     labels(&[("ns", ns), ("kubernetes.io/metadata.name", ns)])
@@ -100,30 +98,8 @@ async fn case(lab: &Lab, w: &mut Worlds, name: &str, policies: Vec<Value>) {
 
 async fn check(lab: &Lab, w: &Worlds, name: &str) {
     for (family, world) in [("IPv4", &w.v4), ("IPv6", &w.v6)] {
-        let started = Instant::now();
-        let pairs = all_pairs(&world.pods);
-        let (diff, probes) = converge(lab, world, &pairs, CONVERGE).await;
-        eprintln!(
-            "case {name} ({family}): {probes} probes, {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-        assert!(
-            diff.is_empty(),
-            "case {name} over {family}: reachability differs:\n{diff}"
-        );
+        assert_matrix(lab, world, &format!("{name} over {family}")).await;
     }
-}
-
-fn ingress_to(ns: &str, name: &str, selector: Value, ingress: Value) -> Value {
-    policy(
-        ns,
-        name,
-        json!({"podSelector": selector, "policyTypes": ["Ingress"], "ingress": ingress}),
-    )
-}
-
-fn pod_a() -> Value {
-    json!({"matchLabels": {"pod": "a"}})
 }
 
 async fn selector_cases(lab: &Lab, w: &mut Worlds) {

@@ -585,3 +585,36 @@ impl Streams {
         );
     }
 }
+
+/// How long a policy change may take to show in a probe matrix.
+pub const CONVERGE: Duration = Duration::from_secs(15);
+
+/// Probes every pair of `w`'s pods until the matrix equals the model's;
+/// panics naming `case` with the differences otherwise.
+pub async fn assert_matrix(lab: &Lab, w: &World, case: &str) {
+    let started = std::time::Instant::now();
+    let pairs = all_pairs(&w.pods);
+    let (diff, probes) = converge(lab, w, &pairs, CONVERGE).await;
+    eprintln!(
+        "case {case}: {probes} probes, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        diff.is_empty(),
+        "case {case}: reachability differs:\n{diff}"
+    );
+}
+
+/// A policy isolating `selector`'s pods for ingress with `ingress` rules.
+pub fn ingress_to(ns: &str, name: &str, selector: Value, ingress: Value) -> Value {
+    policy(
+        ns,
+        name,
+        json!({"podSelector": selector, "policyTypes": ["Ingress"], "ingress": ingress}),
+    )
+}
+
+/// The selector of the fixture pods named `a`.
+pub fn pod_a() -> Value {
+    json!({"matchLabels": {"pod": "a"}})
+}
