@@ -258,13 +258,7 @@ async fn conformance_matrix_matches_the_model() {
 /// semantics checklist it encodes.
 #[test]
 fn model_follows_the_api_semantics() {
-    let pod = |ns: &str, name: &str, ip: &str| ModelPod {
-        namespace: ns.into(),
-        name: name.into(),
-        node: "n".into(),
-        labels: labels(&[("pod", name)]),
-        ip: ip.parse().expect("ip"),
-    };
+    let pod = model_pod;
     let (xa, xb, ya) = (
         pod("x", "a", "10.42.0.2"),
         pod("x", "b", "10.42.0.3"),

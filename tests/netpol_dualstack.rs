@@ -242,13 +242,7 @@ async fn dual_stack_matrix_matches_the_model_in_both_families() {
 /// matches, an except narrows within its family.
 #[test]
 fn model_reads_ipv6_blocks() {
-    let pod = |ns: &str, name: &str, ip: &str| ModelPod {
-        namespace: ns.into(),
-        name: name.into(),
-        node: "n".into(),
-        labels: labels(&[("pod", name)]),
-        ip: ip.parse().expect("ip"),
-    };
+    let pod = model_pod;
     let (xa, ya, yb) = (
         pod("x", "a", "fd42::2"),
         pod("y", "a", "fd42:0:0:1::2"),

@@ -23,19 +23,6 @@ use serde_json::Value;
 
 const DNS: &str = "10.43.0.10";
 
-fn require_root() {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .expect("Uid line");
-    assert_eq!(
-        uid, "0",
-        "this test creates network namespaces and must run as root"
-    );
-}
-
 fn addr() -> IpAddr {
     DNS.parse().expect("ip")
 }
@@ -78,7 +65,7 @@ fn rules(json: &Value) -> Vec<(String, i64, i64)> {
 
 #[test]
 fn address_and_table_are_set_up_once_and_torn_down_precisely() {
-    require_root();
+    common::require_root();
     let ns = TestNetns::new("dnsnl").expect("netns");
     let ensure = || ns.block_on(|| node_local::ensure(addr())).expect("netns");
     let first = ensure().expect("ensure");
@@ -137,7 +124,7 @@ fn address_and_table_are_set_up_once_and_torn_down_precisely() {
 
 #[test]
 fn cleanup_without_configuration_finds_the_address_in_our_table() {
-    require_root();
+    common::require_root();
     let ns = TestNetns::new("dnsrec").expect("netns");
     let v6: IpAddr = "fd00:43::a".parse().expect("ip");
     ns.block_on(move || node_local::ensure(v6))
@@ -262,7 +249,7 @@ fn counters(json: &Value) -> Vec<i64> {
 
 #[test]
 fn a_routed_query_is_answered_untracked_and_a_stopped_server_fails_fast() {
-    require_root();
+    common::require_root();
     let p = pair();
     let (stop, thread) = serve(&p.node);
     let name = "web.default.svc.cluster.local.";

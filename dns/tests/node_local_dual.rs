@@ -24,19 +24,6 @@ const V4: &str = "10.43.0.10";
 const V6: &str = "fd00:43::a";
 const NAME: &str = "web.default.svc.cluster.local.";
 
-fn require_root() {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .expect("Uid line");
-    assert_eq!(
-        uid, "0",
-        "this test creates network namespaces and must run as root"
-    );
-}
-
 fn addrs() -> Vec<IpAddr> {
     [V4, V6].map(|a| a.parse().expect("ip")).to_vec()
 }
@@ -106,7 +93,7 @@ async fn serve_and_ask() -> Vec<(SocketAddr, &'static str, Vec<std::net::Ipv4Add
 
 #[test]
 fn every_cluster_dns_address_is_served_and_cleaned_up() {
-    require_root();
+    common::require_root();
     let ns = TestNetns::new("dnsdual").expect("netns");
     let answers = ns.block_on(serve_and_ask).expect("netns");
     assert_eq!(answers.len(), 4);

@@ -618,3 +618,14 @@ pub fn ingress_to(ns: &str, name: &str, selector: Value, ingress: Value) -> Valu
 pub fn pod_a() -> Value {
     json!({"matchLabels": {"pod": "a"}})
 }
+
+/// A pod for the model's own unit tests (no lab): labelled `pod=<name>`.
+pub fn model_pod(ns: &str, name: &str, ip: &str) -> ModelPod {
+    ModelPod {
+        namespace: ns.into(),
+        name: name.into(),
+        node: "n".into(),
+        labels: labels(&[("pod", name)]),
+        ip: ip.parse().expect("ip"),
+    }
+}

@@ -278,3 +278,18 @@ fn upstream_answer(req: &Message, over_udp: bool) -> Vec<u8> {
     }
     resp.to_vec().expect("encode")
 }
+
+/// Privileged tests create network namespaces: without root they fail,
+/// saying so, rather than pass having tested nothing.
+pub fn require_root() {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("Uid line");
+    assert_eq!(
+        uid, "0",
+        "this test creates network namespaces and must run as root"
+    );
+}
