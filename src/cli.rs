@@ -79,6 +79,11 @@ pub struct RunArgs {
     /// Masquerade IPv6 pod traffic leaving the cluster.
     #[arg(long)]
     pub flannel_ipv6_masq: bool,
+    /// Who runs wireguard-native's devices: auto (the kernel module when
+    /// the kernel has it, user space otherwise), kernel, userspace
+    /// [default: auto].
+    #[arg(long, value_name = "MODE")]
+    pub flannel_wireguard_mode: Option<String>,
     /// State directory.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

@@ -96,6 +96,8 @@ pub struct FlannelConfig {
     pub external_ip: bool,
     /// --flannel-ipv6-masq.
     pub ipv6_masq: bool,
+    /// --flannel-wireguard-mode.
+    pub wireguard_mode: crate::overlay::wireguard::WireguardMode,
     pub run_dir: PathBuf,
     pub data_dir: PathBuf,
     pub cni_conf_dir: PathBuf,

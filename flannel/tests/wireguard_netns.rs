@@ -1,6 +1,7 @@
 //! The WireGuard backend against a real kernel: three "nodes" (network
 //! namespaces) on an enclosed underlay bridge, each running the overlay —
-//! and so its user-space WireGuard device over TUN — in its namespace.
+//! and so its WireGuard device (user space over TUN unless a test picks
+//! another mode) — in its namespace.
 //! Device state is read back through each node's UAPI socket and with
 //! `ip -j`, and compared with what the other nodes' annotations say;
 //! traffic is real TCP between pod namespaces, through the tunnels.
@@ -17,7 +18,7 @@ use base64::Engine;
 use bed::{DevicePeer, WgBed, WgNode};
 use flannel::overlay::Backend;
 use flannel::overlay::annotations as ann;
-use flannel::overlay::wireguard::WireguardData;
+use flannel::overlay::wireguard::{WireguardData, WireguardMode};
 use lab::tcp_source_seen;
 
 fn hex_of_base64(text: &str) -> String {
@@ -218,4 +219,68 @@ fn wireguard_restart_keeps_the_key_and_deleted_device_comes_back() {
         assert!(node.link_exists("flannel.1"), "{}", node.name);
     }
     assert_pods_talk(&bed, 9500);
+}
+
+/// Built in or loaded, a kernel's WireGuard shows under /sys/module.
+fn kernel_has_wireguard() -> bool {
+    std::path::Path::new("/sys/module/wireguard").exists()
+}
+
+fn link_kind(node: &WgNode) -> String {
+    let link = node
+        .ns
+        .ip_json(&["-d", "link", "show", "dev", "flannel-wg"])
+        .expect("ip link");
+    link[0]["linkinfo"]["info_kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn auto_mode_runs_the_kernel_device_when_the_kernel_has_one_and_user_space_otherwise() {
+    let mut bed = WgBed::with_mode(2, WireguardMode::Auto);
+    bed.converge();
+    let (engine, kind) = if kernel_has_wireguard() {
+        ("kernel", "wireguard")
+    } else {
+        ("userspace", "tun")
+    };
+    for node in &bed.nodes {
+        assert_eq!(node.engine_kind(), Some(engine), "{}", node.name);
+        assert_eq!(link_kind(node), kind, "{}", node.name);
+    }
+    assert_pods_talk(&bed, 9600);
+    // Idle passes neither restart the device nor touch its peers.
+    for i in 0..2 {
+        let report = bed.reconcile(i);
+        assert!(!report.changed_kernel(), "{report:?}");
+    }
+}
+
+#[test]
+fn kernel_mode_on_a_kernel_without_wireguard_fails_saying_so_and_leaves_no_link() {
+    let mut bed = WgBed::with_mode(2, WireguardMode::Kernel);
+    if kernel_has_wireguard() {
+        bed.converge();
+        for node in &bed.nodes {
+            assert_eq!(node.engine_kind(), Some("kernel"), "{}", node.name);
+            assert_eq!(link_kind(node), "wireguard", "{}", node.name);
+        }
+        assert_pods_talk(&bed, 9700);
+        return;
+    }
+    let objects = bed.objects();
+    for _pass in 0..2 {
+        let error = bed.nodes[0]
+            .try_reconcile(&objects)
+            .expect_err("kernel mode without kernel WireGuard must fail");
+        let text = error.to_string();
+        assert!(text.contains("--flannel-wireguard-mode=kernel"), "{text}");
+        assert!(
+            !bed.nodes[0].link_exists("flannel-wg"),
+            "no half-made device"
+        );
+        assert_eq!(bed.nodes[0].engine_kind(), None);
+    }
 }

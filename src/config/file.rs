@@ -49,6 +49,7 @@ pub struct FileConfig {
     pub flannel_iface: Option<String>,
     pub flannel_external_ip: Option<bool>,
     pub flannel_ipv6_masq: Option<bool>,
+    pub flannel_wireguard_mode: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub run_dir: Option<PathBuf>,
     pub cni_conf_dir: Option<PathBuf>,
@@ -105,6 +106,7 @@ pub fn merge(flags: RunArgs, file: FileConfig) -> RunArgs {
         // A boolean flag can only switch on; absent, the file decides.
         flannel_external_ip: flags.flannel_external_ip || file.flannel_external_ip.unwrap_or(false),
         flannel_ipv6_masq: flags.flannel_ipv6_masq || file.flannel_ipv6_masq.unwrap_or(false),
+        flannel_wireguard_mode: flags.flannel_wireguard_mode.or(file.flannel_wireguard_mode),
         data_dir: flags.data_dir.or(file.data_dir),
         run_dir: flags.run_dir.or(file.run_dir),
         cni_conf_dir: flags.cni_conf_dir.or(file.cni_conf_dir),

@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use flannel::component::Backend;
+use flannel::overlay::wireguard::WireguardMode;
 use ipnet::IpNet;
 
 pub use components::Disableable;
@@ -44,6 +45,8 @@ pub struct FlannelOptions {
     pub external_ip: bool,
     /// --flannel-ipv6-masq: masquerade IPv6 pod traffic leaving the cluster.
     pub ipv6_masq: bool,
+    /// --flannel-wireguard-mode: kernel or user-space WireGuard.
+    pub wireguard_mode: WireguardMode,
 }
 
 /// A configuration that passed every check. Only [`Config::from_args`]
@@ -216,7 +219,27 @@ fn flannel_options(
         iface,
         external_ip: args.flannel_external_ip,
         ipv6_masq: args.flannel_ipv6_masq,
+        wireguard_mode: wireguard_mode(args)?,
     })
+}
+
+/// --flannel-wireguard-mode, which only the WireGuard backend reads.
+fn wireguard_mode(args: &RunArgs) -> Result<WireguardMode, ConfigError> {
+    let Some(value) = &args.flannel_wireguard_mode else {
+        return Ok(WireguardMode::default());
+    };
+    let mode = value.parse().map_err(|_| ConfigError::InvalidChoice {
+        flag: "flannel-wireguard-mode",
+        value: value.clone(),
+        valid: "auto, kernel, userspace",
+    })?;
+    if args.flannel_backend.as_deref() != Some("wireguard-native") {
+        return Err(ConfigError::Requires {
+            flag: "flannel-wireguard-mode",
+            needs: "--flannel-backend=wireguard-native",
+        });
+    }
+    Ok(mode)
 }
 
 fn log_format(value: &str) -> Result<LogFormat, ConfigError> {

@@ -169,6 +169,19 @@ const BAD: &[(&[&str], &str)] = &[
     (&["--flannel-iface", ".."], "--flannel-iface"),
     (&["--flannel-external-ip"], "--flannel-external-ip"),
     (&["--flannel-ipv6-masq"], "--flannel-ipv6-masq"),
+    (
+        &[
+            "--flannel-backend",
+            "wireguard-native",
+            "--flannel-wireguard-mode",
+            "boringtun",
+        ],
+        "--flannel-wireguard-mode",
+    ),
+    (
+        &["--flannel-wireguard-mode", "kernel"],
+        "--flannel-wireguard-mode",
+    ),
 ];
 
 #[test]
@@ -270,6 +283,7 @@ fn flannel_options_from_flags() {
         iface: Some("enp0s31f6.100".into()),
         external_ip: true,
         ipv6_masq: true,
+        wireguard_mode: WireguardMode::Auto,
     };
     assert_eq!(c.flannel, want);
     assert_eq!(
@@ -289,6 +303,35 @@ fn flannel_option_errors_say_what_is_missing() {
     );
     let text = error(&["--flannel-iface", "a-very-long-name0"]);
     assert!(text.contains("15 bytes"), "{text}");
+}
+
+#[test]
+fn wireguard_mode_from_flag_or_file_only_with_the_wireguard_backend() {
+    let wg = ["--flannel-backend", "wireguard-native"];
+    for (value, mode) in [
+        ("auto", WireguardMode::Auto),
+        ("kernel", WireguardMode::Kernel),
+        ("userspace", WireguardMode::Userspace),
+    ] {
+        let c = config(&[wg[0], wg[1], "--flannel-wireguard-mode", value]).expect("valid");
+        assert_eq!(c.flannel.wireguard_mode, mode);
+    }
+    let c = config(&wg).expect("valid");
+    assert_eq!(c.flannel.wireguard_mode, WireguardMode::Auto);
+    let file =
+        config_file("flannel-backend: wireguard-native\nflannel-wireguard-mode: userspace\n");
+    let path = file.path().to_str().expect("utf-8 path");
+    let c = config(&["--config", path]).expect("valid");
+    assert_eq!(c.flannel.wireguard_mode, WireguardMode::Userspace);
+    let text = error(&[
+        "--flannel-backend",
+        "vxlan",
+        "--flannel-wireguard-mode",
+        "kernel",
+    ]);
+    assert!(text.contains("wireguard-native"), "{text}");
+    let text = error(&[wg[0], wg[1], "--flannel-wireguard-mode", "wg-go"]);
+    assert!(text.contains("auto, kernel, userspace"), "{text}");
 }
 
 #[test]

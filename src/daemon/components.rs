@@ -137,6 +137,7 @@ fn flannel(config: &Config, backend: Backend, reflectors: &Reflectors) -> Flanne
                 iface: config.flannel.iface.clone(),
                 external_ip: config.flannel.external_ip,
                 ipv6_masq: config.flannel.ipv6_masq,
+                wireguard_mode: config.flannel.wireguard_mode,
                 run_dir: config.paths.run_dir.clone(),
                 data_dir: config.paths.data_dir.clone(),
                 cni_conf_dir: config.paths.cni_conf_dir.clone(),
@@ -204,6 +205,7 @@ pub fn log_plan(config: &Config) {
             iface = ?config.flannel.iface,
             external_ip = config.flannel.external_ip,
             ipv6_masq = config.flannel.ipv6_masq,
+            wireguard_mode = ?config.flannel.wireguard_mode,
             "runs: pod subnet, CNI plugin and overlay"
         ),
         None => tracing::info!(component = "flannel", "off (--flannel-backend=none)"),

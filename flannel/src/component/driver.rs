@@ -48,7 +48,8 @@ impl Driver {
         // shared /var/run/wireguard: several nodes of a lab on one machine
         // would collide there, and we write nothing outside dirs we own.
         // Operators read it with `echo get=1 | socat - UNIX:<socket>`.
-        .with_wireguard_socket_dir(cfg.run_dir.join("wireguard"));
+        .with_wireguard_socket_dir(cfg.run_dir.join("wireguard"))
+        .with_wireguard_mode(cfg.wireguard_mode);
         Driver {
             overlay,
             reported: BTreeSet::new(),
@@ -170,6 +171,7 @@ mod tests {
             iface: None,
             external_ip,
             ipv6_masq: false,
+            wireguard_mode: Default::default(),
             run_dir: PathBuf::from("/run/nodenet"),
             data_dir: PathBuf::from("/var/lib/nodenet"),
             cni_conf_dir: PathBuf::from("/etc/cni/net.d"),

@@ -15,7 +15,7 @@ use super::annotations::{self as ann, FamilyFacts, LocalFacts, VxlanData};
 use super::masq::{self, MasqFamily, Ruleset};
 use super::plan::{self, DesiredOverlay, Peer, PlanInput, SkippedNode};
 use super::underlay::{self, Underlay};
-use super::wireguard::{self, Wireguard, WireguardData};
+use super::wireguard::{self, Wireguard, WireguardData, WireguardMode};
 use super::{
     Backend, Families, LocalNode, OverlayConfig, OverlayError, hostgw, state, vtep_mac, vxlan,
 };
@@ -108,7 +108,7 @@ pub struct Overlay {
     /// VTEP MAC per family (index 0 IPv4, 1 IPv6), loaded once.
     macs: [Option<MacAddr>; 2],
     masq: Option<Ruleset>,
-    /// WireGuard key and user-space devices; they live as long as this.
+    /// WireGuard key and devices; user-space ones live as long as this.
     wireguard: Wireguard,
 }
 
@@ -126,7 +126,14 @@ impl Overlay {
     /// Serves the WireGuard devices' UAPI sockets (`<dir>/<device>.sock`,
     /// read-only) for `wg show`. Without it only the daemon talks to them.
     pub fn with_wireguard_socket_dir(mut self, dir: PathBuf) -> Overlay {
-        self.wireguard = Wireguard::new(&self.config.data_dir, Some(dir));
+        let mode = self.wireguard.mode();
+        self.wireguard = Wireguard::new(&self.config.data_dir, Some(dir)).with_mode(mode);
+        self
+    }
+
+    /// Runs WireGuard devices with `mode`'s engine (default `auto`).
+    pub fn with_wireguard_mode(mut self, mode: WireguardMode) -> Overlay {
+        self.wireguard = self.wireguard.with_mode(mode);
         self
     }
 

@@ -10,7 +10,8 @@ use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use flannel::overlay::{Backend, LocalNode, Overlay, OverlayConfig, ReconcileReport};
+use flannel::overlay::wireguard::WireguardMode;
+use flannel::overlay::{Backend, LocalNode, Overlay, OverlayConfig, OverlayError, ReconcileReport};
 use host::netns::TestNetns;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, NodeSpec};
@@ -35,6 +36,8 @@ pub struct WgNode {
     pub annotations: BTreeMap<String, String>,
     pub data_dir: tempfile::TempDir,
     pub sock_dir: tempfile::TempDir,
+    /// The engine the node's devices get (`userspace` unless a test says).
+    pub mode: WireguardMode,
 }
 
 pub struct WgBed {
@@ -45,12 +48,19 @@ pub struct WgBed {
 }
 
 impl WgBed {
+    /// Nodes running user-space devices, read back through UAPI.
     pub fn new(count: u8) -> WgBed {
+        WgBed::with_mode(count, WireguardMode::Userspace)
+    }
+
+    pub fn with_mode(count: u8, mode: WireguardMode) -> WgBed {
         require_root();
         let underlay = TestNetns::new("wg-u").expect("underlay netns");
         sh(&underlay, &["link", "add", "br0", "type", "bridge"]);
         sh(&underlay, &["link", "set", "br0", "up"]);
-        let nodes = (1..=count).map(|i| WgNode::new(&underlay, i)).collect();
+        let nodes = (1..=count)
+            .map(|i| WgNode::new(&underlay, i, mode))
+            .collect();
         WgBed {
             nodes,
             deleted: BTreeSet::new(),
@@ -103,7 +113,7 @@ fn config(backend: Backend, data_dir: &Path) -> OverlayConfig {
 }
 
 impl WgNode {
-    fn new(underlay: &TestNetns, i: u8) -> WgNode {
+    fn new(underlay: &TestNetns, i: u8, mode: WireguardMode) -> WgNode {
         let ns = TestNetns::new(&format!("wg-n{i}")).expect("node netns");
         let pod = TestNetns::new(&format!("wg-p{i}")).expect("pod netns");
         let ip = Ipv4Addr::new(192, 168, 60, i);
@@ -145,6 +155,7 @@ impl WgNode {
             annotations: BTreeMap::new(),
             data_dir,
             sock_dir,
+            mode,
         };
         node.restart(Backend::Wireguard);
         node
@@ -155,6 +166,7 @@ impl WgNode {
     pub fn restart(&mut self, backend: Backend) {
         self.overlay = None;
         let overlay = Overlay::new(config(backend, self.data_dir.path()))
+            .with_wireguard_mode(self.mode)
             .with_wireguard_socket_dir(self.sock_dir.path().to_path_buf());
         self.overlay = Some(overlay);
     }
@@ -180,6 +192,18 @@ impl WgNode {
     }
 
     fn reconcile(&mut self, objects: &[Node]) -> ReconcileReport {
+        let name = self.name.clone();
+        self.try_reconcile(objects)
+            .unwrap_or_else(|e| panic!("{name}: reconcile failed: {e}"))
+    }
+
+    /// What the device of the IPv4 family runs on: `kernel` or `userspace`.
+    pub fn engine_kind(&self) -> Option<&'static str> {
+        self.overlay.as_ref()?.wireguard().engine_kind(false)
+    }
+
+    /// One pass, its error returned rather than failing the test.
+    pub fn try_reconcile(&mut self, objects: &[Node]) -> Result<ReconcileReport, OverlayError> {
         let overlay = self.overlay.take().expect("overlay present");
         let local = LocalNode {
             name: self.name.clone(),
@@ -197,7 +221,7 @@ impl WgNode {
             })
             .expect("enter node netns");
         self.overlay = Some(overlay);
-        result.unwrap_or_else(|e| panic!("{}: reconcile failed: {e}", self.name))
+        result
     }
 
     fn apply_patch(&mut self, patch: &Value) {

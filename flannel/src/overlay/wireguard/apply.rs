@@ -6,21 +6,24 @@ use std::collections::BTreeMap;
 use host::link::{LinkInfo, Netlink};
 
 use super::device::UserspaceDevice;
+use super::engine::{Engine, WireguardMode};
+use super::kernel::{self, Created, KernelDevice};
 use super::key::WgKey;
 use super::link::{self, LinkWant};
 use super::socket::UapiSocket;
 use super::uapi::{self, PeerConfig};
 use super::{
     DeviceWant, FamilyDevice, OVERHEAD, Wireguard, WireguardError, delete_stray, device_name, get,
-    listen_port, uapi_err,
+    listen_port,
 };
 use crate::overlay::OverlayError;
 use crate::overlay::reconcile::Outcome;
 
 impl Wireguard {
     /// Starts the device if it is not running (or its link was deleted or
-    /// replaced behind our back), then sets key, port, MTU, address, up
-    /// state and the cluster route where they differ.
+    /// replaced behind our back), adopting a kernel device a previous run
+    /// left, then sets key, port, MTU, address, up state and the cluster
+    /// route where they differ.
     pub(in crate::overlay) async fn ensure_device(
         &mut self,
         netlink: &Netlink,
@@ -42,11 +45,15 @@ impl Wireguard {
                     "WireGuard link gone or replaced; restarting the device"
                 );
             }
-            delete_stray(netlink, name, outcome).await?;
-            let started = self.start(netlink, want.v6).await?;
-            link = Some(started.1);
-            self.devices[slot] = Some(started.0);
-            outcome.devices_created.push(name.to_string());
+            if let Some(adopted) = self.adopt(link.as_ref())? {
+                self.devices[slot] = Some(adopted);
+            } else {
+                delete_stray(netlink, name, outcome).await?;
+                let started = self.start(netlink, want.v6).await?;
+                link = Some(started.1);
+                self.devices[slot] = Some(started.0);
+                outcome.devices_created.push(name.to_string());
+            }
         }
         let link = link.ok_or_else(|| device_err(name, "link vanished".into()))?;
         self.ensure_interface(want.v6, outcome)?;
@@ -60,36 +67,90 @@ impl Wireguard {
         link::configure(netlink, &link, &kernel, outcome).await
     }
 
-    /// Creates the TUN device and its threads in this thread's namespace.
+    /// A kernel WireGuard link already running under our name (a previous
+    /// daemon's) is taken over as it is, sessions included.
+    fn adopt(&self, link: Option<&LinkInfo>) -> Result<Option<FamilyDevice>, WireguardError> {
+        let Some(link) = link.filter(|l| l.kind.as_deref() == Some("wireguard")) else {
+            return Ok(None);
+        };
+        if self.mode == WireguardMode::Userspace {
+            return Ok(None);
+        }
+        let device = KernelDevice::adopt(&link.name, link.index)?;
+        tracing::info!(component = "flannel", device = %link.name, index = link.index, "adopted the running kernel WireGuard device");
+        Ok(Some(FamilyDevice {
+            index: device.index(),
+            engine: Engine::Kernel(device),
+            programmed: BTreeMap::new(),
+            _socket: None,
+        }))
+    }
+
+    /// Creates the device in this thread's namespace: in the kernel when
+    /// the mode and the kernel allow, in user space otherwise.
     async fn start(
         &mut self,
         netlink: &Netlink,
         v6: bool,
     ) -> Result<(FamilyDevice, LinkInfo), OverlayError> {
         let name = device_name(v6);
-        let device = UserspaceDevice::create(name)?;
+        let engine = match self.start_kernel(netlink, name).await? {
+            Some(device) => Engine::Kernel(device),
+            None => Engine::Userspace(UserspaceDevice::create(name)?),
+        };
         let link = netlink
             .link_by_name(name)
             .await?
-            .ok_or_else(|| device_err(name, "TUN link missing after creation".into()))?;
-        let socket = self.socket_dir.as_ref().and_then(|dir| {
-            UapiSocket::serve(dir, name, device.control().clone())
-                .inspect_err(|e| tracing::warn!(component = "flannel", error = %e, "no UAPI socket for wg tools"))
-                .ok()
-        });
+            .ok_or_else(|| device_err(name, "link missing after creation".into()))?;
+        let socket = match &engine {
+            Engine::Userspace(device) => self.serve_uapi(name, device),
+            Engine::Kernel(_) => None,
+        };
         tracing::info!(
             component = "flannel",
             device = name,
             index = link.index,
-            "started user-space WireGuard device"
+            engine = engine.kind(),
+            "started WireGuard device"
         );
         let family = FamilyDevice {
-            device,
+            engine,
             index: link.index,
             programmed: BTreeMap::new(),
             _socket: socket,
         };
         Ok((family, link))
+    }
+
+    /// The kernel device, or `None` when user space must run it: the mode
+    /// says so, or (`auto`) the kernel has no WireGuard, found out once.
+    async fn start_kernel(
+        &mut self,
+        netlink: &Netlink,
+        name: &str,
+    ) -> Result<Option<KernelDevice>, WireguardError> {
+        if self.mode == WireguardMode::Userspace || self.kernel_missing.is_some() {
+            return Ok(None);
+        }
+        match kernel::create(netlink, name).await? {
+            Created::Device(device) => Ok(Some(device)),
+            Created::Unsupported(reason) if self.mode == WireguardMode::Kernel => {
+                Err(WireguardError::KernelMissing { reason })
+            }
+            Created::Unsupported(reason) => {
+                tracing::info!(component = "flannel", reason = %reason, "no WireGuard in this kernel; running WireGuard in user space");
+                self.kernel_missing = Some(reason);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The UAPI socket for operators' `wg` (a kernel device needs none).
+    fn serve_uapi(&self, name: &str, device: &UserspaceDevice) -> Option<UapiSocket> {
+        let dir = self.socket_dir.as_ref()?;
+        UapiSocket::serve(dir, name, device.control().clone())
+            .inspect_err(|e| tracing::warn!(component = "flannel", error = %e, "no UAPI socket for wg tools"))
+            .ok()
     }
 
     /// Private key and listen port, set when the device reports others.
@@ -106,7 +167,7 @@ impl Wireguard {
         let Some(key) = &self.key else {
             return Ok(());
         };
-        set(family, &uapi::render_interface(key, port))?;
+        family.engine.set_interface(key, port)?;
         outcome.counts.written += 1;
         Ok(())
     }
@@ -126,11 +187,11 @@ impl Wireguard {
         let device = get(family)?.peers;
         let diff = uapi::diff_peers(&desired, &device, &family.programmed);
         if !diff.remove.is_empty() {
-            set(family, &uapi::render_remove(&diff.remove))?;
+            family.engine.remove_peers(&diff.remove)?;
             outcome.counts.removed += diff.remove.len();
         }
         if !diff.add.is_empty() {
-            set(family, &uapi::render_add(&diff.add))?;
+            family.engine.add_peers(&diff.add)?;
             outcome.counts.written += diff.add.len();
         }
         family.programmed = desired;
@@ -146,14 +207,19 @@ impl Wireguard {
         outcome: &mut Outcome,
     ) -> Result<(), OverlayError> {
         let name = device_name(v6);
-        if self.devices[usize::from(v6)].take().is_some() {
+        if let Some(family) = self.devices[usize::from(v6)].take() {
             tracing::info!(
                 component = "flannel",
                 device = name,
                 "stopping WireGuard device"
             );
-            wait_gone(netlink, name).await?;
-            outcome.devices_removed.push(name.to_string());
+            // A user-space device goes with its threads; a kernel one is
+            // deleted with the stray links below.
+            if matches!(family.engine, Engine::Userspace(_)) {
+                drop(family);
+                wait_gone(netlink, name).await?;
+                outcome.devices_removed.push(name.to_string());
+            }
         }
         delete_stray(netlink, name, outcome).await
     }
@@ -169,11 +235,6 @@ async fn wait_gone(netlink: &Netlink, name: &str) -> Result<(), OverlayError> {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     Ok(())
-}
-
-fn set(family: &FamilyDevice, request: &str) -> Result<(), WireguardError> {
-    let answer = family.device.control().exchange(request)?;
-    uapi::check_errno(&answer).map_err(|reason| uapi_err(family, reason))
 }
 
 fn device_err(name: &str, reason: String) -> WireguardError {

@@ -87,6 +87,11 @@ impl PrivateKey {
         WgKey(boringtun::x25519::PublicKey::from(&secret).to_bytes())
     }
 
+    /// The raw key, for the kernel device's `WGDEVICE_A_PRIVATE_KEY` only.
+    pub(super) fn to_bytes(&self) -> [u8; 32] {
+        self.0.0
+    }
+
     /// Hex, for the UAPI `private_key=` line only.
     pub(super) fn to_hex(&self) -> String {
         self.0.to_hex()

@@ -4,20 +4,24 @@
 //! `public-ip:Port` as endpoint, persistent keepalive 25 s, the public key
 //! in `backend-data`.
 //!
-//! The device runs in user space (boringtun over TUN, [`device`]): this
-//! machine's kernel, like many, has no `wireguard` module, and a TUN device
-//! works on every kernel. The device lives inside the daemon, so a daemon
-//! restart re-creates it (not hitless, as with flannel, which deletes and
-//! re-creates its device on start); peers re-handshake within a second.
+//! Two engines run the device ([`engine`], `--flannel-wireguard-mode`):
+//! the kernel module ([`kernel`], generic netlink) when the kernel has it,
+//! and boringtun over TUN in user space ([`device`], the UAPI text
+//! protocol) when it does not, as on this project's machines; `auto`
+//! tries the kernel first. A kernel device outlives the daemon and is
+//! adopted on restart with its sessions (flannel deletes and re-creates
+//! it); a user-space device lives inside the daemon, so a restart
+//! re-creates it and peers re-handshake within a second.
 //!
-//! Peers are programmed through the UAPI text protocol ([`uapi`]) as a
-//! diff against what the device reports, so a node's key change removes
-//! its old peer (k3s#5216) and a deleted node's peer goes, while other
-//! peers keep their sessions.
+//! Peers are programmed as a diff against what the device reports, so a
+//! node's key change removes its old peer (k3s#5216) and a deleted node's
+//! peer goes, while other peers keep their sessions.
 
 mod apply;
 pub mod data;
 mod device;
+mod engine;
+mod kernel;
 pub mod key;
 mod link;
 mod socket;
@@ -30,7 +34,7 @@ use std::path::PathBuf;
 use host::link::Netlink;
 use ipnet::IpNet;
 
-use self::device::UserspaceDevice;
+use self::engine::Engine;
 use self::key::{PrivateKey, WgKey};
 use self::socket::UapiSocket;
 use self::uapi::PeerConfig;
@@ -39,6 +43,7 @@ use super::plan::Peer;
 use super::reconcile::Outcome;
 
 pub use data::WireguardData;
+pub use engine::WireguardMode;
 
 /// Device of the IPv4 overlay.
 pub const DEVICE_V4: &str = "flannel-wg";
@@ -75,6 +80,10 @@ pub enum WireguardError {
     KeyInvalid { path: PathBuf, reason: String },
     #[error("cannot start the user-space WireGuard device {device}: {reason}")]
     Device { device: String, reason: String },
+    #[error("kernel WireGuard device {device}: {reason}")]
+    Kernel { device: String, reason: String },
+    #[error("--flannel-wireguard-mode=kernel, but this kernel cannot run WireGuard ({reason})")]
+    KernelMissing { reason: String },
     #[error("WireGuard device {device} UAPI: {reason}")]
     Uapi { device: String, reason: String },
     #[error("WireGuard UAPI socket {path}: {reason}")]
@@ -104,7 +113,7 @@ pub fn desired_peers(peers: &[Peer], v6: bool) -> BTreeMap<WgKey, PeerConfig> {
 
 /// A family's running device and what we programmed on it.
 struct FamilyDevice {
-    device: UserspaceDevice,
+    engine: Engine,
     index: u32,
     programmed: BTreeMap<WgKey, PeerConfig>,
     _socket: Option<UapiSocket>,
@@ -124,6 +133,10 @@ pub struct Wireguard {
     key_file: PathBuf,
     key: Option<PrivateKey>,
     socket_dir: Option<PathBuf>,
+    mode: WireguardMode,
+    /// Why the kernel could not make a device, once `auto` found out; later
+    /// starts go straight to user space.
+    kernel_missing: Option<String>,
     devices: [Option<FamilyDevice>; 2],
 }
 
@@ -132,7 +145,14 @@ impl std::fmt::Debug for Wireguard {
         f.debug_struct("Wireguard")
             .field("key", &self.key)
             .field("socket_dir", &self.socket_dir)
-            .field("devices", &self.devices.each_ref().map(|d| d.is_some()))
+            .field("mode", &self.mode)
+            .field(
+                "devices",
+                &self
+                    .devices
+                    .each_ref()
+                    .map(|d| d.as_ref().map(|d| d.engine.kind())),
+            )
             .finish()
     }
 }
@@ -145,8 +165,16 @@ impl Wireguard {
             key_file: key::path(data_dir),
             key: None,
             socket_dir,
+            mode: WireguardMode::Auto,
+            kernel_missing: None,
             devices: [None, None],
         }
+    }
+
+    /// The same state running devices with `mode`'s engine.
+    pub fn with_mode(mut self, mode: WireguardMode) -> Wireguard {
+        self.mode = mode;
+        self
     }
 
     /// Our public key, loading or creating the private key on first use.
@@ -166,9 +194,20 @@ impl Wireguard {
         self.key.as_ref().map(PrivateKey::public_key)
     }
 
+    /// The engine new devices get.
+    pub fn mode(&self) -> WireguardMode {
+        self.mode
+    }
+
     /// Whether a device of that family is running.
     pub fn is_running(&self, v6: bool) -> bool {
         self.devices[usize::from(v6)].is_some()
+    }
+
+    /// What runs that family's device: `kernel` or `userspace`.
+    pub fn engine_kind(&self, v6: bool) -> Option<&'static str> {
+        let family = self.devices[usize::from(v6)].as_ref()?;
+        Some(family.engine.kind())
     }
 
     /// The device state as `get=1` reports it.
@@ -179,16 +218,7 @@ impl Wireguard {
 }
 
 fn get(family: &FamilyDevice) -> Result<uapi::DeviceState, WireguardError> {
-    let control = family.device.control();
-    let answer = control.exchange(uapi::GET)?;
-    uapi::parse_get(&answer).map_err(|reason| uapi_err(family, reason))
-}
-
-fn uapi_err(family: &FamilyDevice, reason: String) -> WireguardError {
-    WireguardError::Uapi {
-        device: format!("{:?}", family.device),
-        reason,
-    }
+    family.engine.get()
 }
 
 /// Deletes a `flannel-wg*` link we do not run (K3s's kernel device, a
