@@ -51,6 +51,13 @@ impl Genl {
     /// Opens a socket in the calling thread's network namespace and
     /// resolves the `wireguard` family.
     pub fn open() -> Result<Genl, GenlError> {
+        let mut genl = Genl::connect()?;
+        genl.family = genl.resolve_family()?;
+        Ok(genl)
+    }
+
+    /// A socket not yet bound to a family.
+    fn connect() -> Result<Genl, GenlError> {
         let io = |op| move |source| GenlError::Io { op, source };
         let mut socket =
             Socket::new(NETLINK_GENERIC).map_err(io("open a generic netlink socket"))?;
@@ -65,31 +72,30 @@ impl Genl {
             op: "set the receive timeout",
             source: e.into(),
         })?;
-        let mut genl = Genl {
+        Ok(Genl {
             socket,
             family: 0,
             seq: Cell::new(0),
-        };
-        genl.family = genl.resolve_family()?;
-        Ok(genl)
+        })
     }
 
     fn resolve_family(&self) -> Result<u16, GenlError> {
+        match self.resolve_family_named("wireguard") {
+            Err(GenlError::Kernel { errno, .. }) if errno == libc::ENOENT => {
+                Err(GenlError::NoFamily)
+            }
+            other => other,
+        }
+    }
+
+    fn resolve_family_named(&self, name: &str) -> Result<u16, GenlError> {
         let request = GenlCtrl {
             cmd: GenlCtrlCmd::GetFamily,
-            nlas: vec![GenlCtrlAttrs::FamilyName("wireguard".into())],
+            nlas: vec![GenlCtrlAttrs::FamilyName(name.into())],
         };
-        let op = "resolve the wireguard family";
-        let answers = match self.exchange(
-            GenlMessage::from_payload(request),
-            NLM_F_REQUEST | NLM_F_ACK,
-            op,
-        ) {
-            Err(GenlError::Kernel { errno, .. }) if errno == libc::ENOENT => {
-                return Err(GenlError::NoFamily);
-            }
-            other => other?,
-        };
+        let op = "resolve a generic netlink family";
+        let message = GenlMessage::from_payload(request);
+        let answers = self.exchange(message, NLM_F_REQUEST | NLM_F_ACK, op)?;
         answers
             .iter()
             .flat_map(|a| &a.payload.nlas)
@@ -202,5 +208,47 @@ impl Genl {
         let mut buffer = Vec::with_capacity(length);
         self.socket.recv(&mut buffer, 0).map_err(io)?;
         Ok(buffer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dump path (multi-part answers across datagrams, ended by
+    /// NLMSG_DONE) against a family every kernel has: the controller's list
+    /// of families, which holds itself.
+    #[test]
+    fn a_dump_collects_every_part_until_done() {
+        let genl = Genl::connect().expect("generic netlink socket");
+        let request = GenlCtrl {
+            cmd: GenlCtrlCmd::GetFamily,
+            nlas: vec![],
+        };
+        let families = genl
+            .exchange(
+                GenlMessage::from_payload(request),
+                NLM_F_REQUEST | NLM_F_DUMP,
+                "list families",
+            )
+            .expect("dump");
+        let names: Vec<&str> = families
+            .iter()
+            .flat_map(|f| &f.payload.nlas)
+            .filter_map(|attr| match attr {
+                GenlCtrlAttrs::FamilyName(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(names.contains(&"nlctrl"), "{names:?}");
+        assert!(names.len() > 1, "{names:?}");
+        // The socket stays in step: a request after the dump is answered.
+        let error = genl
+            .resolve_family_named("no-such-family")
+            .expect_err("absent");
+        assert!(
+            matches!(error, GenlError::Kernel { errno, .. } if errno == libc::ENOENT),
+            "{error}"
+        );
     }
 }
