@@ -12,6 +12,7 @@ mod convert;
 mod genl;
 
 use host::link::Netlink;
+use netlink_packet_wireguard::WireguardMessage;
 use rtnetlink::LinkWireguard;
 
 use super::WireguardError;
@@ -104,25 +105,25 @@ impl KernelDevice {
 
     pub fn set_interface(&self, key: &PrivateKey, port: u16) -> Result<(), WireguardError> {
         let message = convert::set_interface(self.index, key, port);
-        self.genl
-            .set(message, "set key and port")
-            .map_err(|e| self.err(e))
+        self.send([message], "set key and port")
     }
 
     pub fn remove_peers(&self, keys: &[WgKey]) -> Result<(), WireguardError> {
-        for message in convert::remove_peers(self.index, keys) {
-            self.genl
-                .set(message, "remove peers")
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(())
+        self.send(convert::remove_peers(self.index, keys), "remove peers")
     }
 
     pub fn add_peers(&self, peers: &[PeerConfig]) -> Result<(), WireguardError> {
-        for message in convert::add_peers(self.index, peers) {
-            self.genl
-                .set(message, "add peers")
-                .map_err(|e| self.err(e))?;
+        self.send(convert::add_peers(self.index, peers), "add peers")
+    }
+
+    /// Each message in turn, each acknowledged before the next.
+    fn send(
+        &self,
+        messages: impl IntoIterator<Item = WireguardMessage>,
+        op: &'static str,
+    ) -> Result<(), WireguardError> {
+        for message in messages {
+            self.genl.set(message, op).map_err(|e| self.err(e))?;
         }
         Ok(())
     }
