@@ -110,9 +110,10 @@ pub enum FlannelError {
     /// The Node reflector stopped before or after its first list.
     #[error("the Node watch stopped; the daemon is shutting down")]
     WatchStopped,
-    /// Neither --flannel-iface, --node-ip nor the Node's InternalIP gives an address.
+    /// Neither --flannel-iface, --node-ip nor the Node's InternalIP gives an
+    /// address of a family of the cluster CIDRs.
     #[error(
-        "Node {node}: no --flannel-iface, no --node-ip and no InternalIP in status.addresses; cannot pick the overlay endpoint"
+        "Node {node}: no --flannel-iface, --node-ip or InternalIP (status.addresses) address of the --cluster-cidr families; cannot pick the overlay endpoint"
     )]
     NoNodeIp { node: String },
     /// --flannel-iface names no interface of this network namespace.

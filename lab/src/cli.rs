@@ -34,8 +34,12 @@ pub enum Command {
         #[arg(long = "nodenet-arg", allow_hyphen_values = true)]
         nodenet_args: Vec<String>,
         /// IPv6 too: underlay fd30::/64, pod networks 10.42.0.0/16 and fd42::/56.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ipv6_only")]
         dual_stack: bool,
+        /// IPv6 only: pod network fd42::/56, services fd43::/112, Nodes
+        /// with only their fd30::/64 address (the underlay keeps IPv4).
+        #[arg(long)]
+        ipv6_only: bool,
     },
     /// Run a lab in the foreground until SIGTERM/SIGINT (what `up` starts).
     Serve {
@@ -45,8 +49,10 @@ pub enum Command {
         name: String,
         #[arg(long = "nodenet-arg", allow_hyphen_values = true)]
         nodenet_args: Vec<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ipv6_only")]
         dual_stack: bool,
+        #[arg(long)]
+        ipv6_only: bool,
     },
     /// Remove every namespace, process and file of a lab.
     Down {
@@ -100,10 +106,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             name,
             nodenet_args,
             dual_stack,
+            ipv6_only,
         } => {
             let shape = Shape {
                 nodes,
                 dual_stack,
+                ipv6_only,
                 nodenet_args,
             };
             up(&shape, &name).map(|()| 0)
@@ -113,10 +121,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             name,
             nodenet_args,
             dual_stack,
+            ipv6_only,
         } => {
             let shape = Shape {
                 nodes,
                 dual_stack,
+                ipv6_only,
                 nodenet_args,
             };
             serve(shape, &name).await.map(|()| 0)
@@ -131,6 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 struct Shape {
     nodes: usize,
     dual_stack: bool,
+    ipv6_only: bool,
     nodenet_args: Vec<String>,
 }
 
@@ -181,6 +192,9 @@ fn spawn_serve(shape: &Shape, name: &str, dirs: &LabDirs) -> anyhow::Result<std:
     if shape.dual_stack {
         cmd.arg("--dual-stack");
     }
+    if shape.ipv6_only {
+        cmd.arg("--ipv6-only");
+    }
     for a in &shape.nodenet_args {
         cmd.arg(format!("--nodenet-arg={a}"));
     }
@@ -202,6 +216,7 @@ async fn serve(shape: Shape, name: &str) -> anyhow::Result<()> {
     let mut cfg = LabConfig::from_target_dir(nodes)?;
     cfg.nodenet_args = shape.nodenet_args;
     cfg.dual_stack = shape.dual_stack;
+    cfg.ipv6_only = shape.ipv6_only;
     let prefix = prefix_for(name);
     let lab = Lab::up_with_prefix(cfg, &prefix).await?;
     let pid = std::process::id();
@@ -333,4 +348,32 @@ fn status() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_only_is_a_flag_of_up_and_serve_and_excludes_dual_stack() {
+        let cli = Cli::try_parse_from(["nodenet-lab", "up", "--ipv6-only"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Up {
+                ipv6_only: true,
+                dual_stack: false,
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from(["nodenet-lab", "serve", "--ipv6-only"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Serve {
+                ipv6_only: true,
+                ..
+            }
+        ));
+        let both = Cli::try_parse_from(["nodenet-lab", "up", "--ipv6-only", "--dual-stack"]);
+        assert!(both.is_err(), "{both:?}");
+    }
 }

@@ -161,11 +161,12 @@ impl Lab {
             .map(|n| n.netns.clone())
             .unwrap_or_default()
     }
+    /// The node's first InternalIP: IPv4, or IPv6 in an IPv6-only lab.
     pub fn node_ip(&self, node: &str) -> IpAddr {
         self.shared
             .topo
             .node(node)
-            .map(topology::node_ip)
+            .and_then(|n| internal_ips(&self.shared, n).first().copied())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]))
     }
     /// Every namespace the lab created so far (nodes, underlay, pods).
@@ -290,7 +291,7 @@ impl Lab {
             }
             let dir = shared.dirs.root().join("upstream");
             let ul = shared.topo.underlay_netns();
-            let listen = crate::upstream::listen_addrs(shared.cfg.dual_stack);
+            let listen = crate::upstream::listen_addrs(shared.cfg.underlay_ipv6());
             let upstream = UpstreamDns::start(&dir, &ul, &listen, &shared.registry)?;
             let pid = upstream.pid();
             *slot = Some(upstream);
@@ -409,7 +410,7 @@ async fn start(shared: Arc<Shared>) -> anyhow::Result<()> {
     let api_addr = start_api_server(&shared).await?;
     let client = client_for(api_addr)?;
     for node in &shared.topo.nodes {
-        kubelet::node::register(&client, &node.name, &topology::node_ips(node))
+        kubelet::node::register(&client, &node.name, &internal_ips(&shared, node))
             .await
             .with_context(|| format!("registering Node {}", node.name))?;
     }
@@ -460,10 +461,10 @@ async fn watch_nodenet(shared: Arc<Shared>) {
     }
 }
 
-/// The lab's network: IPv4, plus IPv6 in a dual-stack lab.
+/// The lab's network: IPv4, plus IPv6 in a dual-stack or IPv6-only lab.
 fn plan_topology(prefix: &str, cfg: &LabConfig) -> Topology {
     let topo = Topology::plan(prefix, cfg.nodes);
-    if cfg.dual_stack {
+    if cfg.underlay_ipv6() {
         topo.with_ipv6()
     } else {
         topo
@@ -492,21 +493,23 @@ fn prepare_dirs(shared: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binds 127.0.0.1:0 in the root namespace and 172.30.0.1:6443 in the
-/// underlay, writes both kubeconfigs, and serves on both.
+/// Binds 127.0.0.1:0 in the root namespace and the underlay address
+/// ([`underlay_api_addr`]) in the underlay, writes both kubeconfigs, and
+/// serves on both.
 async fn start_api_server(shared: &Shared) -> anyhow::Result<SocketAddr> {
     let server = ApiServer::new(shared.cfg.api_config());
     let root = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding the API server on 127.0.0.1")?;
     let root_addr = root.local_addr()?;
-    let ul_addr = SocketAddr::from((topology::UNDERLAY_GATEWAY, topology::UNDERLAY_API_PORT));
+    let ul_addr = underlay_api_addr(&shared.cfg);
     let ul_ns = netns::path(&shared.topo.underlay_netns());
     let std_listener = netns::run_in(&ul_ns, move || {
         let l = std::net::TcpListener::bind(ul_addr)?;
         l.set_nonblocking(true)?;
         Ok(l)
-    })?;
+    })
+    .with_context(|| format!("binding the API server on {ul_addr} in the underlay"))?;
     let underlay = tokio::net::TcpListener::from_std(std_listener)?;
     tokio::spawn(server.clone().serve(root));
     tokio::spawn(server.serve(underlay));
@@ -523,13 +526,31 @@ async fn start_api_server(shared: &Shared) -> anyhow::Result<SocketAddr> {
     Ok(root_addr)
 }
 
+/// Where the nodes reach the API server: 172.30.0.1:6443, or
+/// [fd30::1]:6443 in an IPv6-only lab, so nodenet's API traffic is IPv6
+/// like the rest of that cluster.
+fn underlay_api_addr(cfg: &LabConfig) -> SocketAddr {
+    let ip: IpAddr = if cfg.ipv6_only {
+        topology::UNDERLAY_GATEWAY_V6.into()
+    } else {
+        topology::UNDERLAY_GATEWAY.into()
+    };
+    SocketAddr::new(ip, topology::UNDERLAY_API_PORT)
+}
+
+/// A node's InternalIPs (and `--node-ip`s): see [`LabConfig::node_ips`].
+fn internal_ips(shared: &Shared, node: &topology::NodeNet) -> Vec<IpAddr> {
+    shared.cfg.node_ips(&topology::node_ips(node))
+}
+
 fn node_ctx(shared: &Shared, node: &topology::NodeNet, client: kube::Client) -> NodeCtx {
     let nd = shared.dirs.node(&node.name);
+    let node_ips = internal_ips(shared, node);
     NodeCtx {
         prefix: shared.prefix.clone(),
         node_name: node.name.clone(),
-        node_ip: topology::node_ip(node),
-        node_ips: topology::node_ips(node),
+        node_ip: node_ips.first().copied().unwrap_or(topology::node_ip(node)),
+        node_ips,
         node_netns: node.netns.clone(),
         dirs: shared.dirs.clone(),
         cni: CniRuntime {
@@ -537,7 +558,9 @@ fn node_ctx(shared: &Shared, node: &topology::NodeNet, client: kube::Client) -> 
             bin_dir: nd.cni_bin.clone(),
             node_netns: netns::path(&node.netns),
         },
-        dns: if shared.cfg.dual_stack {
+        dns: if shared.cfg.ipv6_only {
+            ClusterDns::ipv6_only()
+        } else if shared.cfg.dual_stack {
             ClusterDns::dual_stack()
         } else {
             ClusterDns::default()
@@ -557,11 +580,19 @@ fn nodenet_spec(shared: &Shared, node: &str) -> anyhow::Result<NodenetSpec> {
         bin: shared.cfg.nodenet_bin.clone(),
         kubeconfig: shared.dirs.underlay_kubeconfig(),
         node_name: n.name.clone(),
-        node_ips: topology::node_ips(n),
-        dual_stack: shared.cfg.dual_stack,
+        node_ips: internal_ips(shared, n),
+        // An IPv6-only lab is run as a dual-stack one (upstream resolvers
+        // on both underlay addresses) whose address flags the IPv6-only
+        // arguments override (the spec leaves flags a test set alone).
+        dual_stack: shared.cfg.underlay_ipv6(),
         netns: n.netns.clone(),
         dirs: shared.dirs.node(&n.name),
-        extra_args: shared.cfg.nodenet_args.clone(),
+        extra_args: shared
+            .cfg
+            .ipv6_only_args()
+            .into_iter()
+            .chain(shared.cfg.nodenet_args.iter().cloned())
+            .collect(),
     })
 }
 

@@ -10,13 +10,14 @@ use k8s_openapi::api::core::v1::Node;
 use super::plan::{self, LocalAddrs};
 use super::{FlannelConfig, FlannelError};
 
-/// Per family: --flannel-iface, else --node-ip, else the Node's InternalIP.
+/// Per family of the cluster CIDRs: --flannel-iface, else --node-ip, else
+/// the Node's InternalIP.
 pub async fn resolve(cfg: &FlannelConfig, node: &Node) -> Result<LocalAddrs, FlannelError> {
     let iface = match &cfg.iface {
         Some(name) => iface_addresses(name).await?,
         None => Vec::new(),
     };
-    let addrs = plan::local_addrs(&iface, &cfg.node_ips, node);
+    let addrs = plan::local_addrs(&iface, &cfg.node_ips, node).of_families(&cfg.cluster_cidrs);
     if addrs.primary().is_none() {
         return Err(FlannelError::NoNodeIp {
             node: cfg.node_name.clone(),

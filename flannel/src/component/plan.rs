@@ -61,6 +61,18 @@ impl LocalAddrs {
         self.v4.map(IpAddr::V4).or_else(|| self.v6.map(IpAddr::V6))
     }
 
+    /// Only the families the cluster CIDRs use: in an IPv6-only cluster on a
+    /// dual-stack host the IPv4 address is no endpoint, and must not pick
+    /// the interface whose MTU the pods get (the overlay runs over the
+    /// IPv6 one).
+    pub fn of_families(self, cluster_cidrs: &[IpNet]) -> LocalAddrs {
+        let has = |v6: bool| cluster_cidrs.iter().any(|c| c.addr().is_ipv6() == v6);
+        LocalAddrs {
+            v4: self.v4.filter(|_| has(false)),
+            v6: self.v6.filter(|_| has(true)),
+        }
+    }
+
     /// Takes the first address of each family still unset from `ips`.
     fn fill(&mut self, ips: impl IntoIterator<Item = IpAddr>) {
         for ip in ips {
@@ -225,6 +237,21 @@ mod tests {
         assert_eq!(none.primary(), None);
         let v6_only = local_addrs(&ips(&["fd00::7"]), &[], &Node::default());
         assert_eq!(v6_only.primary(), Some("fd00::7".parse().expect("ip")));
+    }
+
+    #[test]
+    fn an_ipv6_only_cluster_ignores_the_ipv4_address() {
+        let n = node_with_internal(&["192.168.7.5", "fd00::5"]);
+        let all = local_addrs(&[], &[], &n);
+        let v6_only = all.of_families(&nets(&["fd42::/56"]));
+        assert_eq!(v6_only.v4, None);
+        assert_eq!(v6_only.primary(), Some("fd00::5".parse().expect("ip")));
+        assert_eq!(all.of_families(&nets(&["10.42.0.0/16", "fd42::/56"])), all);
+        let v4_only = all.of_families(&nets(&["10.42.0.0/16"]));
+        assert_eq!(v4_only.v6, None);
+        assert_eq!(v4_only.primary(), Some("192.168.7.5".parse().expect("ip")));
+        let none = local_addrs(&[], &ips(&["192.168.7.5"]), &Node::default());
+        assert_eq!(none.of_families(&nets(&["fd42::/56"])).primary(), None);
     }
 
     #[test]

@@ -34,6 +34,18 @@ impl ClusterDns {
             ..ClusterDns::default()
         }
     }
+
+    /// An IPv6-only lab's kubelets: [`crate::config::IPV6_ONLY_CLUSTER_DNS`].
+    pub fn ipv6_only() -> Self {
+        let servers = crate::config::IPV6_ONLY_CLUSTER_DNS
+            .parse()
+            .into_iter()
+            .collect();
+        ClusterDns {
+            servers,
+            ..ClusterDns::default()
+        }
+    }
 }
 
 /// The parts of a resolv.conf.
@@ -149,6 +161,8 @@ mod tests {
     fn dual_stack_kubelets_list_both_cluster_dns_addresses() {
         let r = for_pod(&pod(None, false), &ClusterDns::dual_stack()).unwrap();
         assert_eq!(r.nameservers, ["10.43.0.10", "fd43::a"]);
+        let r = for_pod(&pod(None, false), &ClusterDns::ipv6_only()).unwrap();
+        assert_eq!(r.nameservers, ["fd43::a"]);
     }
 
     #[test]
