@@ -24,6 +24,7 @@ mod common;
 use std::net::IpAddr;
 
 use common::dualstack::*;
+use common::overlay::streams::{assert_lost_nothing, streams_across_restarts};
 use common::overlay::{
     Kernel, PREFIX, kernel_of, patch_annotations, peer_ip_of, probe_until_ok, wait_event,
 };
@@ -590,35 +591,6 @@ async fn vxlan_ipv6_device_route_and_fdb_deleted_by_hand_come_back() {
     root.assert_unchanged();
 }
 
-/// Messages of each IPv6 stream: at 5 ms apart it runs ~20 s, longer than
-/// two daemon restarts take (asserted, so the test cannot pass with the
-/// restarts outside the streams).
-const STREAM_COUNT: &str = "4000";
-const STREAM_INTERVAL_MS: &str = "5";
-
-/// Starts `nodenet-workload stream` from pod `a` to `dst` in the background.
-fn start_stream(
-    lab: &std::sync::Arc<lab::Lab>,
-    proto: &'static str,
-    dst: String,
-) -> tokio::task::JoinHandle<anyhow::Result<std::process::Output>> {
-    let lab = lab.clone();
-    tokio::spawn(async move {
-        let argv = [
-            "nodenet-workload",
-            "stream",
-            proto,
-            &dst,
-            "--count",
-            STREAM_COUNT,
-            "--interval-ms",
-            STREAM_INTERVAL_MS,
-        ];
-        lab.exec_in_pod("default", "a", &argv, std::time::Duration::from_secs(120))
-            .await
-    })
-}
-
 /// Both families' overlay state of node-1 and node-2.
 async fn overlay_state(lab: &lab::Lab) -> Vec<Kernel> {
     let mut out = Vec::new();
@@ -628,25 +600,6 @@ async fn overlay_state(lab: &lab::Lab) -> Vec<Kernel> {
         }
     }
     out
-}
-
-/// A stream's report: it completed and lost nothing.
-fn assert_stream_lost_nothing(out: &std::process::Output) {
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "IPv6 stream across the restarts lost messages: {report} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_str(report.trim()).expect("stream report is JSON");
-    assert_eq!(report["lost_count"], json!(0), "{report}");
-    assert_eq!(report["received"], report["sent"], "{report}");
-    assert!(
-        report["target"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("[fd42:")),
-        "the stream must run over IPv6: {report}"
-    );
 }
 
 async fn ipv6_restart_loses_no_packets(backend: DualBackend) {
@@ -664,22 +617,15 @@ async fn ipv6_restart_loses_no_packets(backend: DualBackend) {
         "node-1 and node-2 each route to their two IPv6 peers: {before:#?}"
     );
 
-    let streams = [
-        start_stream(&lab, "udp", target(b6, UDP)),
-        start_stream(&lab, "tcp", target(b6, TCP)),
-    ];
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    for node in ["node-1", "node-2"] {
-        lab.restart_nodenet(node).await.expect("restart nodenet");
-        common::overlay::wait_nodenet_ready(&lab, node).await;
-    }
-    assert!(
-        streams.iter().all(|s| !s.is_finished()),
-        "the streams ended before both restarts were done; the test proves nothing (raise STREAM_COUNT)"
-    );
-    for stream in streams {
-        let out = stream.await.expect("stream task").expect("exec stream");
-        assert_stream_lost_nothing(&out);
+    let targets = [("udp", target(b6, UDP)), ("tcp", target(b6, TCP))];
+    let nodes = ["node-1", "node-2"];
+    for report in streams_across_restarts(&lab, "a", &targets, &nodes).await {
+        assert_lost_nothing(&report);
+        let over = report.1["target"].as_str().unwrap_or_default();
+        assert!(
+            over.starts_with("[fd42:"),
+            "the stream must run over IPv6: {report:?}"
+        );
     }
     // The restarted daemons found their state right and left it as it was.
     assert_eq!(overlay_state(&lab).await, before);

@@ -50,10 +50,8 @@ async fn ipv6_only_lab(nodes: usize, backend: DualBackend) -> Lab {
     let mut config = LabConfig::from_target_dir(nodes)
         .expect("lab binaries (run cargo build --workspace --bins first)")
         .with_ipv6_only();
-    config.nodenet_args = vec![
-        format!("--flannel-backend={}", backend.flag()),
-        "--flannel-ipv6-masq".into(),
-    ];
+    config.nodenet_args = backend.nodenet_args();
+    config.nodenet_args.push("--flannel-ipv6-masq".into());
     Lab::up(config).await.expect("IPv6-only lab comes up")
 }
 

@@ -2,7 +2,9 @@
 //! other nodes over TCP and UDP with the source address kept, and pod to a
 //! remote node's underlay address, which leaves the cluster CIDR and is
 //! therefore masqueraded to the sending node's address (flannel.md §3.1:
-//! `-s <cluster> ! -d 224.0.0.0/4 -j MASQUERADE`).
+//! `-s <cluster> ! -d 224.0.0.0/4 -j MASQUERADE`); and a node to a remote
+//! pod. With WireGuard, each node's device must also be exactly what the
+//! nodes' annotations say.
 
 mod common;
 
@@ -36,6 +38,12 @@ async fn pods_reach_each_other_across_nodes(backend: Backend) {
     // A closed port on a remote pod is refused, so the probes can fail.
     let closed = probe_json(&lab, "a", "tcp", &format!("{}:9999", ips[1])).await;
     assert_eq!(closed["ok"], json!(false), "closed remote port: {closed}");
+    if backend == Backend::Wireguard {
+        let nodes = ["node-1", "node-2", "node-3"];
+        for node in nodes {
+            wireguard::assert_device_matches_annotations(&lab, node, &nodes).await;
+        }
+    }
 
     teardown(lab).await;
     root.assert_unchanged();
@@ -49,6 +57,11 @@ async fn vxlan_pods_reach_each_other_across_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_gw_pods_reach_each_other_across_nodes() {
     pods_reach_each_other_across_nodes(Backend::HostGw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wireguard_pods_reach_each_other_across_nodes() {
+    pods_reach_each_other_across_nodes(Backend::Wireguard).await;
 }
 
 async fn pod_reaches_remote_node_masqueraded(backend: Backend) {
@@ -95,6 +108,23 @@ async fn pod_reaches_remote_node_masqueraded(backend: Backend) {
         client_ip,
         "pod -> pod is not masqueraded"
     );
+    // node-1 itself -> that pod: through the overlay device, from its
+    // address (the podCIDR's network address, as flannel sets it); host-gw
+    // has no device, the packet leaves eth0 with node-1's address.
+    let target = format!("{}:8080", pod_ip(&server));
+    let report = node_probe_until_ok(&lab, "node-1", "tcp", &target).await;
+    let want: std::net::IpAddr = match backend {
+        Backend::HostGw => node1,
+        Backend::Vxlan | Backend::Wireguard => {
+            let cidr = pod_cidr(&lab, "node-1").await;
+            cidr.split('/')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .expect("podCIDR")
+        }
+    };
+    assert_eq!(peer_ip_of(&report), want, "node-1 -> pod on node-2: source");
 
     teardown(lab).await;
     root.assert_unchanged();
@@ -108,4 +138,9 @@ async fn vxlan_pod_reaches_remote_node_masqueraded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_gw_pod_reaches_remote_node_masqueraded() {
     pod_reaches_remote_node_masqueraded(Backend::HostGw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wireguard_pod_reaches_remote_node_masqueraded() {
+    pod_reaches_remote_node_masqueraded(Backend::Wireguard).await;
 }

@@ -14,34 +14,8 @@ use serde_json::{Value, json};
 use super::overlay::PREFIX;
 use super::{WAIT, require_root};
 
-/// The backends of the dual-stack tests (WireGuard included, unlike
-/// [`super::overlay::Backend`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DualBackend {
-    Vxlan,
-    HostGw,
-    Wireguard,
-}
-
-impl DualBackend {
-    /// The `--flannel-backend` value.
-    pub fn flag(self) -> &'static str {
-        match self {
-            DualBackend::Vxlan => "vxlan",
-            DualBackend::HostGw => "host-gw",
-            DualBackend::Wireguard => "wireguard-native",
-        }
-    }
-
-    /// The `backend-type` annotation value.
-    pub fn annotation(self) -> &'static str {
-        match self {
-            DualBackend::Vxlan => "vxlan",
-            DualBackend::HostGw => "host-gw",
-            DualBackend::Wireguard => "wireguard",
-        }
-    }
-}
+/// The backends, as the single-stack overlay tests name them.
+pub use super::overlay::Backend as DualBackend;
 
 /// A dual-stack lab whose nodenets run `backend`.
 pub async fn dual_lab(nodes: usize, backend: DualBackend) -> Lab {
@@ -54,7 +28,7 @@ pub async fn dual_lab_with(nodes: usize, backend: DualBackend, extra: &[&str]) -
     let mut config = LabConfig::from_target_dir(nodes)
         .expect("lab binaries (run cargo build --workspace --bins first)")
         .with_dual_stack();
-    config.nodenet_args = vec![format!("--flannel-backend={}", backend.flag())];
+    config.nodenet_args = backend.nodenet_args();
     config
         .nodenet_args
         .extend(extra.iter().map(|a| a.to_string()));

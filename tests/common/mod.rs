@@ -91,8 +91,20 @@ pub fn pod_ip(pod: &Pod) -> IpAddr {
         .expect("running pod has status.podIP")
 }
 
-/// Runs `nodenet-workload probe <proto> <target>` in a pod; true if it got through.
-pub async fn probe_from_pod(lab: &Lab, pod: &str, proto: &str, target: &str) -> bool {
+/// Where a probe runs: a pod of namespace `default`, or a node's namespace.
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeFrom<'a> {
+    Pod(&'a str),
+    Node(&'a str),
+}
+
+/// Runs `nodenet-workload probe <proto> <target>` (2 s timeout); its output.
+pub async fn run_probe(
+    lab: &Lab,
+    from: ProbeFrom<'_>,
+    proto: &str,
+    target: &str,
+) -> std::process::Output {
     let argv = [
         "nodenet-workload",
         "probe",
@@ -101,27 +113,22 @@ pub async fn probe_from_pod(lab: &Lab, pod: &str, proto: &str, target: &str) -> 
         "--timeout",
         "2000",
     ];
-    let out = lab
-        .exec_in_pod("default", pod, &argv, PROBE)
-        .await
-        .expect("exec probe in pod");
+    let out = match from {
+        ProbeFrom::Pod(pod) => lab.exec_in_pod("default", pod, &argv, PROBE).await,
+        ProbeFrom::Node(node) => lab.exec_on_node(node, &argv, PROBE).await,
+    };
+    out.unwrap_or_else(|e| panic!("exec probe from {from:?}: {e}"))
+}
+
+/// Runs a probe in a pod; true if it got through.
+pub async fn probe_from_pod(lab: &Lab, pod: &str, proto: &str, target: &str) -> bool {
+    let out = run_probe(lab, ProbeFrom::Pod(pod), proto, target).await;
     out.status.success()
 }
 
 /// Like `probe_from_pod`, from a node's network namespace.
 pub async fn probe_from_node(lab: &Lab, node: &str, proto: &str, target: &str) -> bool {
-    let argv = [
-        "nodenet-workload",
-        "probe",
-        proto,
-        target,
-        "--timeout",
-        "2000",
-    ];
-    let out = lab
-        .exec_on_node(node, &argv, PROBE)
-        .await
-        .expect("exec probe on node");
+    let out = run_probe(lab, ProbeFrom::Node(node), proto, target).await;
     out.status.success()
 }
 

@@ -1,6 +1,10 @@
 //! Helpers of the overlay end-to-end tests: labs per backend, fake Node
 //! objects carrying flannel annotations, and the kernel state of a node's
-//! overlay read back with `ip -j` / `bridge -j`.
+//! overlay read back with `ip -j` / `bridge -j` (and, for WireGuard, the
+//! device's UAPI socket: [`wireguard`]).
+
+pub mod streams;
+pub mod wireguard;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -11,7 +15,8 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use lab::{Lab, LabConfig};
 use serde_json::{Value, json};
 
-use super::{PROBE, WAIT, require_root};
+use self::wireguard::{WgDevice, WgPeer};
+use super::{PROBE, ProbeFrom, WAIT, require_root, run_probe};
 
 pub const PREFIX: &str = "flannel.alpha.coreos.com/";
 /// The cluster CIDR nodenet runs with (its default).
@@ -27,22 +32,47 @@ pub const UDP_PORT: u16 = 8081;
 pub enum Backend {
     Vxlan,
     HostGw,
+    /// `wireguard-native`: the user-space device `flannel-wg`.
+    Wireguard,
 }
 
 impl Backend {
-    /// The `backend-type` annotation value.
+    /// The `--flannel-backend` value.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Backend::Wireguard => "wireguard-native",
+            other => other.annotation(),
+        }
+    }
+
+    /// The `backend-type` annotation value (flannel writes `wireguard`
+    /// for `wireguard-native`, flannel.md §1.1).
     pub fn annotation(self) -> &'static str {
         match self {
             Backend::Vxlan => "vxlan",
             Backend::HostGw => "host-gw",
+            Backend::Wireguard => "wireguard",
         }
     }
 
-    /// The device peer routes go through on a lab node.
+    /// `nodenet run` arguments selecting it. WireGuard runs in user space
+    /// on every kernel (the device and UAPI socket the tests read),
+    /// whether or not the kernel has the module.
+    pub fn nodenet_args(self) -> Vec<String> {
+        let mut args = vec![format!("--flannel-backend={}", self.flag())];
+        if self == Backend::Wireguard {
+            args.push("--flannel-wireguard-mode=userspace".into());
+        }
+        args
+    }
+
+    /// The device peer routes go through on a lab node (WireGuard: the one
+    /// route for the whole cluster CIDR).
     pub fn route_device(self) -> &'static str {
         match self {
             Backend::Vxlan => "flannel.1",
             Backend::HostGw => "eth0",
+            Backend::Wireguard => "flannel-wg",
         }
     }
 }
@@ -54,18 +84,20 @@ pub async fn overlay_lab(nodes: usize, backend: Backend, wide_api_range: bool) -
     require_root();
     let mut config = LabConfig::from_target_dir(nodes)
         .expect("lab binaries (run cargo build --workspace --bins first)");
-    config.nodenet_args = vec![format!("--flannel-backend={}", backend.annotation())];
+    config.nodenet_args = backend.nodenet_args();
     if wide_api_range {
         config.api.cluster_cidr = "10.42.0.0/15".parse().expect("static CIDR");
     }
     Lab::up(config).await.expect("lab comes up")
 }
 
-/// The annotations a flannel node of `backend` publishes.
-pub fn annotations(backend: Backend, public_ip: &str, mac: &str) -> BTreeMap<String, String> {
+/// The annotations a flannel node of `backend` publishes; `id` is its
+/// VTEP MAC (VXLAN) or public key (WireGuard, base64), unused for host-gw.
+pub fn annotations(backend: Backend, public_ip: &str, id: &str) -> BTreeMap<String, String> {
     let data = match backend {
-        Backend::Vxlan => format!(r#"{{"VNI":1,"VtepMAC":"{mac}"}}"#),
+        Backend::Vxlan => format!(r#"{{"VNI":1,"VtepMAC":"{id}"}}"#),
         Backend::HostGw => "null".to_string(),
+        Backend::Wireguard => wireguard::data(id, 51820),
     };
     [
         ("kube-subnet-manager", "true".to_string()),
@@ -138,7 +170,7 @@ pub struct Route {
 
 /// The overlay's kernel objects on one node: routes into the cluster CIDR
 /// (except the node's own pod subnet on cni0), permanent neighbours and
-/// `self` FDB entries of flannel.1.
+/// `self` FDB entries of flannel.1, and the WireGuard device if it runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Kernel {
     pub routes: Vec<Route>,
@@ -147,6 +179,8 @@ pub struct Kernel {
     /// (MAC, destination)
     pub fdb: Vec<(String, String)>,
     pub has_vxlan_device: bool,
+    /// The family's WireGuard device as its UAPI socket reports it.
+    pub wireguard: Option<WgDevice>,
 }
 
 impl Kernel {
@@ -171,6 +205,28 @@ impl Kernel {
                 .filter(|(mac, dst)| mac == needle || dst == needle)
                 .count(),
         )
+    }
+
+    /// Routes, neighbours, FDB entries and WireGuard peers mentioning
+    /// `needle` (an address, a MAC, a subnet, a public key).
+    pub fn mentions(&self, needle: &str) -> usize {
+        let (routes, neighbours, fdb) = self.count_mentions(needle);
+        let peers = self.wg_peers().filter(|p| p.mentions(needle)).count();
+        routes + neighbours + fdb + peers
+    }
+
+    /// The WireGuard device's peers (none without a device).
+    pub fn wg_peers(&self) -> impl Iterator<Item = &WgPeer> {
+        self.wireguard.iter().flat_map(|d| &d.peers)
+    }
+
+    /// How many remote nodes the overlay of `backend` serves: WireGuard
+    /// peers, else routes (one per peer for VXLAN and host-gw).
+    pub fn peer_count(&self, backend: Backend) -> usize {
+        match backend {
+            Backend::Wireguard => self.wg_peers().count(),
+            _ => self.routes.len(),
+        }
     }
 }
 
@@ -260,11 +316,18 @@ pub async fn kernel_of(lab: &Lab, node: &str, v6: bool) -> Kernel {
         neighbours,
         fdb,
         has_vxlan_device,
+        wireguard: wireguard::wg_device(lab, node, v6).await,
     };
     k.routes.sort();
     k.neighbours.sort();
     k.fdb.sort();
     k
+}
+
+/// The interface index of `device` on `node`, `None` without such a link.
+pub async fn link_index(lab: &Lab, node: &str, device: &str) -> Option<u64> {
+    let links = json_of(lab, node, &["ip", "-j", "link", "show", "dev", device]).await?;
+    links.first()?["ifindex"].as_u64()
 }
 
 /// Polls `kernel(node)` until `want` holds; panics naming `what` and the
@@ -290,39 +353,81 @@ pub async fn wait_kernel(
 }
 
 /// What the overlay of `backend` must hold for one peer: the route to
-/// `subnet` via the peer's endpoint (host-gw) or via its VTEP with the
-/// neighbour and FDB entry (VXLAN).
-pub fn has_peer(k: &Kernel, backend: Backend, subnet: &str, public_ip: &str, mac: &str) -> bool {
+/// `subnet` via the peer's endpoint (host-gw); or via its VTEP with the
+/// neighbour and FDB entry (VXLAN, `id` is the MAC); or the cluster route
+/// on flannel-wg and a peer with key `id`, endpoint `public_ip:51820`,
+/// `subnet` as its only allowed IP and keepalive 25 (WireGuard).
+pub fn has_peer(k: &Kernel, backend: Backend, subnet: &str, public_ip: &str, id: &str) -> bool {
     let gw = subnet.split('/').next().unwrap_or_default();
     match backend {
+        Backend::Wireguard => {
+            let want = WgPeer::expected(id, public_ip, 51820, subnet);
+            has_wireguard_route(k) && k.wg_peers().any(|p| *p == want)
+        }
         Backend::HostGw => k
             .route(subnet)
             .is_some_and(|r| r.gateway.as_deref() == Some(public_ip) && r.dev == "eth0"),
         Backend::Vxlan => {
             k.route(subnet).is_some_and(|r| {
                 r.gateway.as_deref() == Some(gw) && r.dev == "flannel.1" && r.onlink
-            }) && k.neighbours.contains(&(gw.to_string(), mac.to_string()))
-                && k.fdb.contains(&(mac.to_string(), public_ip.to_string()))
+            }) && k.neighbours.contains(&(gw.to_string(), id.to_string()))
+                && k.fdb.contains(&(id.to_string(), public_ip.to_string()))
         }
     }
 }
 
+/// The one route WireGuard needs: the whole cluster CIDR, `scope link` on
+/// flannel-wg (the device picks the peer by allowed IPs).
+pub fn has_wireguard_route(k: &Kernel) -> bool {
+    k.route(CLUSTER_CIDR)
+        .is_some_and(|r| r.dev == "flannel-wg" && r.gateway.is_none() && !r.onlink)
+}
+
 /// Runs `nodenet-workload probe` in a pod; the parsed JSON report.
 pub async fn probe_json(lab: &Lab, pod: &str, proto: &str, target: &str) -> Value {
-    let argv = [
-        "nodenet-workload",
-        "probe",
-        proto,
-        target,
-        "--timeout",
-        "2000",
-    ];
-    let out = lab
-        .exec_in_pod("default", pod, &argv, PROBE)
-        .await
-        .expect("exec probe in pod");
+    report_of(&run_probe(lab, ProbeFrom::Pod(pod), proto, target).await)
+}
+
+fn report_of(out: &std::process::Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("probe output {text:?}: {e}"))
+}
+
+/// Retries `nodenet-workload probe` from a node's own namespace until it
+/// succeeds; the successful report.
+pub async fn node_probe_until_ok(lab: &Lab, node: &str, proto: &str, target: &str) -> Value {
+    let what = format!("{node} -> {proto} {target}");
+    until_ok(&what, || async {
+        report_of(&run_probe(lab, ProbeFrom::Node(node), proto, target).await)
+    })
+    .await
+}
+
+/// Retries a probe until it succeeds (the overlay may still be converging);
+/// the successful report.
+pub async fn probe_until_ok(lab: &Lab, pod: &str, proto: &str, target: &str) -> Value {
+    let what = format!("{pod} -> {proto} {target}");
+    until_ok(&what, || probe_json(lab, pod, proto, target)).await
+}
+
+/// Runs `probe` until its report says ok, for at most [`WAIT`].
+async fn until_ok<F, Fut>(what: &str, mut probe: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let report = probe().await;
+        if report["ok"] == json!(true) {
+            return report;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} still failing after {WAIT:?}: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The client address the server reported in a successful probe's reply.
@@ -334,23 +439,6 @@ pub fn peer_ip_of(report: &Value) -> IpAddr {
     let peer = reply["peer"].as_str().unwrap_or_default();
     let addr: std::net::SocketAddr = peer.parse().unwrap_or_else(|_| panic!("peer {peer:?}"));
     addr.ip()
-}
-
-/// Retries a probe until it succeeds (the overlay may still be converging);
-/// the successful report.
-pub async fn probe_until_ok(lab: &Lab, pod: &str, proto: &str, target: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let report = probe_json(lab, pod, proto, target).await;
-        if report["ok"] == json!(true) {
-            return report;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{pod} -> {proto} {target} still failing after {WAIT:?}: {report}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Waits until the node's nodenet answers /readyz (after a restart: the
@@ -412,7 +500,8 @@ pub async fn wait_event(lab: &Lab, name: &str, needle: &str) -> Event {
 }
 
 /// A real lab node as its peers must see it: (podCIDR, public IP, VTEP MAC
-/// or "" for host-gw), read from its Node once its daemon annotated it.
+/// or WireGuard public key, "" for host-gw), read from its Node once its
+/// daemon annotated it.
 pub async fn real_peer(lab: &Lab, name: &str) -> (String, String, String) {
     let api: Api<Node> = Api::all(lab.client());
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -426,8 +515,11 @@ pub async fn real_peer(lab: &Lab, name: &str) -> (String, String, String) {
             node.spec.as_ref().and_then(|s| s.pod_cidr.clone()),
         ) {
             let data: Value = serde_json::from_str(&data).expect("backend-data is JSON");
-            let mac = data["VtepMAC"].as_str().unwrap_or_default().to_string();
-            return (cidr, ip, mac);
+            let id = data["VtepMAC"]
+                .as_str()
+                .or(data["PublicKey"].as_str())
+                .unwrap_or_default();
+            return (cidr, ip, id.to_string());
         }
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -11,7 +11,8 @@
 //! tries the kernel first. A kernel device outlives the daemon and is
 //! adopted on restart with its sessions (flannel deletes and re-creates
 //! it); a user-space device lives inside the daemon, so a restart
-//! re-creates it and peers re-handshake within a second.
+//! re-creates it, loses the packets of that moment, and handshakes with
+//! every peer at once (see `engine::kick_handshakes`).
 //!
 //! Peers are programmed as a diff against what the device reports, so a
 //! node's key change removes its old peer (k3s#5216) and a deleted node's
