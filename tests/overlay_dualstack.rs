@@ -27,6 +27,7 @@ use common::dualstack::*;
 use common::overlay::streams::{assert_lost_nothing, streams_across_restarts};
 use common::overlay::{
     Kernel, PREFIX, kernel_of, patch_annotations, peer_ip_of, probe_until_ok, wait_event,
+    wait_kernel_of,
 };
 use common::*;
 use serde_json::{Value, json};

@@ -29,10 +29,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use common::dualstack::{
-    DualBackend, data_json, has_dual_peer, target, vxlan_data, wait_kernel_of, wireguard_get,
-};
-use common::overlay::{PREFIX, kernel_of, peer_ip_of, probe_json, probe_until_ok};
+use common::dualstack::{DualBackend, data_json, has_dual_peer, target, vxlan_data, wireguard_get};
+use common::overlay::{PREFIX, kernel_of, peer_ip_of, probe_json, probe_until_ok, wait_kernel_of};
 use common::*;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PostParams};

@@ -174,7 +174,8 @@ impl RawEnv {
 /// Derives subnet.env from a Node's pod CIDRs (`spec.podCIDRs`, or
 /// `[spec.podCIDR]` when that list is empty) and the cluster CIDRs. Each
 /// family present in the cluster CIDRs needs exactly one pod CIDR inside the
-/// first cluster CIDR of that family. `ipmasq` is always true, as in K3s.
+/// first cluster CIDR of that family; pod CIDRs of other families are
+/// left out. `ipmasq` is always true, as in K3s.
 pub fn derive(
     pod_cidrs: &[String],
     cluster_cidrs: &[IpNet],
@@ -217,6 +218,11 @@ pub fn derive(
 
 fn place_pod_cidr(env: &mut SubnetEnv, cidr: IpNet) -> Result<(), String> {
     match cidr {
+        // A family the cluster CIDRs leave out is not ours to serve (as
+        // flannel reads only the families it enables): a dual-stack Node
+        // on an IPv4-only nodenet gets IPv4 pods.
+        IpNet::V4(_) if env.network.is_none() => {}
+        IpNet::V6(_) if env.ipv6_network.is_none() => {}
         IpNet::V4(v4) => {
             let cluster = env.network.ok_or("no IPv4 cluster CIDR is configured")?;
             if env.subnet.is_some() {

@@ -44,6 +44,9 @@ struct Shared {
     registry: Arc<ProcRegistry>,
     created_netns: Arc<Mutex<BTreeSet<String>>>,
     nodenet: Mutex<BTreeMap<String, Child>>,
+    /// Per node, `--flag=value` arguments replacing the lab's own
+    /// ([`Lab::restart_nodenet_with`]).
+    arg_overrides: Mutex<BTreeMap<String, Vec<String>>>,
     /// The nodes' upstream resolver, while a test has it running.
     upstream: Mutex<Option<UpstreamDns>>,
     kubeconfig: PathBuf,
@@ -93,6 +96,7 @@ impl Lab {
             api_addr: Mutex::new(None),
             created_netns: Arc::default(),
             nodenet: Mutex::default(),
+            arg_overrides: Mutex::default(),
             upstream: Mutex::default(),
             kubeconfig: LabDirs::for_prefix(prefix).kubeconfig(),
         });
@@ -277,6 +281,19 @@ impl Lab {
         let shared = self.shared.clone();
         let node = node.to_string();
         tokio::task::spawn_blocking(move || restart_blocking(&shared, &node)).await?
+    }
+
+    /// Restarts the node's nodenet with `args` (each `--flag=value` or a
+    /// bare `--flag`) in place of the lab's arguments of the same flags,
+    /// as an operator reconfiguring one node would; they stay for later
+    /// restarts of that node.
+    pub async fn restart_nodenet_with(&self, node: &str, args: &[&str]) -> anyhow::Result<()> {
+        if let Some(bad) = args.iter().find(|a| !a.starts_with("--")) {
+            bail!("restart_nodenet_with: {bad:?} is not --flag=value");
+        }
+        let args = args.iter().map(|a| a.to_string()).collect();
+        lock(&self.shared.arg_overrides).insert(node.to_string(), args);
+        self.restart_nodenet(node).await
     }
 
     /// Starts the nodes' upstream resolver (a dnsmasq with fixed names at
@@ -587,13 +604,30 @@ fn nodenet_spec(shared: &Shared, node: &str) -> anyhow::Result<NodenetSpec> {
         dual_stack: shared.cfg.underlay_ipv6(),
         netns: n.netns.clone(),
         dirs: shared.dirs.node(&n.name),
-        extra_args: shared
-            .cfg
-            .ipv6_only_args()
-            .into_iter()
-            .chain(shared.cfg.nodenet_args.iter().cloned())
-            .collect(),
+        extra_args: with_overrides(
+            shared
+                .cfg
+                .ipv6_only_args()
+                .into_iter()
+                .chain(shared.cfg.nodenet_args.iter().cloned()),
+            lock(&shared.arg_overrides).get(node),
+        ),
     })
+}
+
+/// `args` without the flags `overrides` sets, then `overrides`.
+fn with_overrides(
+    args: impl Iterator<Item = String>,
+    overrides: Option<&Vec<String>>,
+) -> Vec<String> {
+    let Some(overrides) = overrides else {
+        return args.collect();
+    };
+    let flag = |a: &str| a.split('=').next().unwrap_or_default().to_string();
+    let replaced: BTreeSet<String> = overrides.iter().map(|a| flag(a)).collect();
+    args.filter(|a| !replaced.contains(&flag(a)))
+        .chain(overrides.iter().cloned())
+        .collect()
 }
 
 fn spawn_nodenet(shared: &Shared, node: &str) -> anyhow::Result<()> {
@@ -658,4 +692,31 @@ pub fn teardown_by_prefix(prefix: &str, recorded: &[procs::ProcEntry]) -> Vec<St
         errors.push(format!("removing {}: {e}", dir.root().display()));
     }
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_overrides;
+
+    #[test]
+    fn overrides_replace_the_flags_they_set_and_keep_the_rest() {
+        let base = [
+            "--flannel-backend=vxlan",
+            "--flannel-ipv6-masq",
+            "--cluster-cidr=fd42::/56",
+        ]
+        .map(String::from);
+        let overrides = ["--flannel-backend=host-gw", "--cluster-cidr=10.42.0.0/16"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            with_overrides(base.clone().into_iter(), Some(&overrides)),
+            [
+                "--flannel-ipv6-masq",
+                "--flannel-backend=host-gw",
+                "--cluster-cidr=10.42.0.0/16"
+            ]
+        );
+        assert_eq!(with_overrides(base.clone().into_iter(), None), base);
+    }
 }

@@ -173,29 +173,6 @@ pub fn has_dual_peer(
     }
 }
 
-/// Polls one family's overlay state of `node` until `want` holds.
-pub async fn wait_kernel_of(
-    lab: &Lab,
-    node: &str,
-    v6: bool,
-    what: &str,
-    want: impl Fn(&super::overlay::Kernel) -> bool,
-) -> super::overlay::Kernel {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let k = super::overlay::kernel_of(lab, node, v6).await;
-        if want(&k) {
-            return k;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{node} (IPv{}): {what} not reached after {WAIT:?}; kernel state: {k:#?}",
-            if v6 { 6 } else { 4 }
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
-
 /// Asks a user-space WireGuard device for its state over its UAPI socket
 /// (`get=1`); the `key=value` lines of the answer.
 pub fn wireguard_get(socket: &std::path::Path) -> Vec<(String, String)> {

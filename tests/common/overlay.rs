@@ -338,15 +338,27 @@ pub async fn wait_kernel(
     what: &str,
     want: impl Fn(&Kernel) -> bool,
 ) -> Kernel {
+    wait_kernel_of(lab, node, false, what, want).await
+}
+
+/// Polls one family's overlay state of `node` until `want` holds.
+pub async fn wait_kernel_of(
+    lab: &Lab,
+    node: &str,
+    v6: bool,
+    what: &str,
+    want: impl Fn(&Kernel) -> bool,
+) -> Kernel {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let k = kernel(lab, node).await;
+        let k = kernel_of(lab, node, v6).await;
         if want(&k) {
             return k;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{node}: {what} not reached after {WAIT:?}; kernel state: {k:#?}"
+            "{node} (IPv{}): {what} not reached after {WAIT:?}; kernel state: {k:#?}",
+            if v6 { 6 } else { 4 }
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -340,9 +340,18 @@ impl Overlay {
         let cluster = &self.config.cluster_cidrs;
         let backend = self.config.backend;
         for v6 in [false, true] {
-            let used = backend == Backend::Wireguard && families.iter().any(|f| f.v6 == v6);
-            if !used {
+            let configured = families.iter().any(|f| f.v6 == v6);
+            if !(backend == Backend::Wireguard && configured) {
                 self.wireguard.remove_family(netlink, v6, outcome).await?;
+            }
+            if !configured {
+                // A family the cluster dropped (dual-stack -> single) keeps
+                // no host-gw routes: every route of ours in it goes.
+                let scope = hostgw::Scope {
+                    v6,
+                    cluster_cidrs: &[],
+                };
+                hostgw::apply(netlink, &scope, &Default::default(), None, outcome).await?;
             }
         }
         match backend {

@@ -103,6 +103,19 @@ fn derive_dual_stack() {
 }
 
 #[test]
+fn a_family_without_a_cluster_cidr_is_left_out() {
+    let pods = ["10.42.1.0/24".to_string(), "fd00:42:0:1::/64".to_string()];
+    let v4: Vec<IpNet> = vec!["10.42.0.0/16".parse().expect("literal")];
+    let env = derive(&pods, &v4, 1450).expect("IPv4-only nodenet, dual-stack Node");
+    assert_eq!(env.subnet, Some("10.42.1.1/24".parse().expect("literal")));
+    assert_eq!((env.ipv6_network, env.ipv6_subnet), (None, None));
+    let v6: Vec<IpNet> = vec!["fd00:42::/56".parse().expect("literal")];
+    let env = derive(&pods, &v6, 1450).expect("IPv6-only nodenet, dual-stack Node");
+    assert_eq!((env.network, env.subnet), (None, None));
+    assert!(env.ipv6_subnet.is_some());
+}
+
+#[test]
 fn derive_rejects_pod_cidr_outside_cluster_naming_the_field() {
     let cluster: Vec<IpNet> = vec!["10.42.0.0/16".parse().expect("literal")];
     for bad in ["10.99.0.0/24", "not-a-cidr", "10.42.0.0/8"] {
