@@ -181,6 +181,8 @@ const MALFORMED: (&str, &str, &str) = ("malformed", "10.42.101.0/24", IP_1);
 const OUTSIDE: (&str, &str, &str) = ("outside", "10.43.200.0/24", IP_2);
 const MISSING: (&str, &str, &str) = ("missing-ip", "10.42.104.0/24", "172.30.0.203");
 const OTHER: (&str, &str, &str) = ("other-backend", "10.42.105.0/24", "172.30.0.204");
+/// Claims half of node-2's podCIDR (sorts after it: node-2 keeps it).
+const OVERLAP: (&str, &str) = ("overlap", "172.30.0.206");
 /// Announces node-2's VTEP MAC / public key (sorts after it: node-2 keeps it).
 const SAME_ID: (&str, &str, &str) = ("same-id", "10.42.106.0/24", "172.30.0.205");
 
@@ -217,11 +219,20 @@ async fn create_unusable_peers(lab: &lab::Lab, backend: Backend) -> (&'static st
         let same = annotations(backend, SAME_ID.2, &node2_id);
         create_fake_node(lab, SAME_ID.0, SAME_ID.1, same).await;
     }
+    let overlap = annotations(backend, OVERLAP.1, &id(backend, 6));
+    create_fake_node(lab, OVERLAP.0, &overlapping_node_2(lab).await, overlap).await;
     // Created last: the pass that reports it has seen all the others.
     let mut missing = annotations(backend, MISSING.2, &id(backend, 2));
     missing.remove(&format!("{PREFIX}public-ip"));
     create_fake_node(lab, MISSING.0, MISSING.1, missing).await;
     (bad_field, good[&format!("{PREFIX}{bad_field}")].clone())
+}
+
+/// The first half of node-2's podCIDR.
+async fn overlapping_node_2(lab: &lab::Lab) -> String {
+    let node2: ipnet::Ipv4Net = pod_cidr(lab, "node-2").await.parse().expect("IPv4 podCIDR");
+    let half = ipnet::Ipv4Net::new(node2.network(), node2.prefix_len() + 1).expect("a /25");
+    half.to_string()
 }
 
 /// The Warning Event of each skipped peer, naming its field (none for
@@ -239,6 +250,9 @@ async fn assert_skip_events(lab: &lab::Lab, backend: Backend, bad_field: &str) {
             .contains("podCIDR"),
         "the out-of-cluster Event names the podCIDR field: {event:?}"
     );
+    let event = wait_event(lab, OVERLAP.0, "which sorts first and keeps it").await;
+    let message = event.message.unwrap_or_default();
+    assert!(message.contains("node-2"), "{message}");
     let event = wait_event(lab, MISSING.0, &format!("{PREFIX}public-ip]")).await;
     let message = event.message.unwrap_or_default();
     assert!(message.contains("missing"), "{message}");
@@ -255,8 +269,7 @@ async fn assert_skip_events(lab: &lab::Lab, backend: Backend, bad_field: &str) {
 /// Nodes with unusable data get nothing, and an Event naming the field
 /// unless they merely run another backend (flannel only logs that);
 /// everything else stays as it was. A podCIDR overlapping another node's
-/// cannot be made here: the lab's API server refuses it (as the node IPAM
-/// controller never allocates one); the plan's unit tests cover it.
+/// goes to the node whose name sorts first, whatever the order of events.
 async fn unusable_peers_are_skipped(backend: Backend) {
     let root = RootNs::capture();
     // podCIDRs in 10.42.0.0/15 are accepted by the API, nodenet runs 10.42.0.0/16.
@@ -279,6 +292,7 @@ async fn unusable_peers_are_skipped(backend: Backend) {
             assert_eq!(k.mentions(cidr), 0, "{node} programs {name}: {k:#?}");
             assert_eq!(k.mentions(ip), 0, "{node} programs {name}: {k:#?}");
         }
+        assert_eq!(k.mentions(OVERLAP.1), 0, "{node} programs overlap: {k:#?}");
     }
     assert_eq!(
         kernel(&lab, "node-1").await,

@@ -3,7 +3,7 @@
 //! Allocations are recorded in sets and released when the object is removed.
 //! Writes go through a trial copy so a failing request changes nothing.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -20,7 +20,9 @@ pub struct Allocator {
     config: ApiServerConfig,
     cluster_ips: HashSet<IpAddr>,
     node_ports: HashSet<u16>,
-    pod_cidrs: HashSet<IpNet>,
+    /// Blocks in use and the Nodes holding each: requested blocks may
+    /// overlap or repeat, and a block is free again after its last Node.
+    pod_cidrs: HashMap<IpNet, BTreeSet<String>>,
 }
 
 impl Allocator {
@@ -29,7 +31,7 @@ impl Allocator {
             config,
             cluster_ips: HashSet::new(),
             node_ports: HashSet::new(),
-            pod_cidrs: HashSet::new(),
+            pod_cidrs: HashMap::new(),
         }
     }
 
@@ -71,8 +73,13 @@ impl Allocator {
                 }
             }
             "Node" => {
+                let name = meta::name(obj);
                 for cidr in node_cidrs(obj) {
-                    self.pod_cidrs.remove(&cidr);
+                    let holders = self.pod_cidrs.entry(cidr).or_default();
+                    holders.remove(name);
+                    if holders.is_empty() {
+                        self.pod_cidrs.remove(&cidr);
+                    }
                 }
             }
             _ => {}
@@ -274,7 +281,7 @@ impl Allocator {
         let mut cidrs = Vec::new();
         for pool in &pools {
             let cidr = self.pool_cidr(pool, &kept, &requested, &name)?;
-            self.pod_cidrs.insert(cidr);
+            self.pod_cidrs.entry(cidr).or_default().insert(name.clone());
             cidrs.push(cidr.to_string());
         }
         let spec = spec_mut(node);
@@ -365,15 +372,9 @@ impl Allocator {
                 "{requested}: must be a network inside the cluster CIDR {cluster}"
             )));
         }
-        if self
-            .pod_cidrs
-            .iter()
-            .any(|c| c.contains(&cidr) || cidr.contains(c))
-        {
-            return Err(invalid(format!(
-                "{requested}: overlaps a podCIDR already allocated"
-            )));
-        }
+        // Like kube-apiserver, a requested block is not checked against
+        // other Nodes' (only the allocator avoids overlaps): nodenet must
+        // cope with a Node claiming another's pod range.
         Ok(cidr)
     }
 
@@ -392,7 +393,7 @@ impl Allocator {
             .find(|b| {
                 !self
                     .pod_cidrs
-                    .iter()
+                    .keys()
                     .any(|c| c.contains(b) || b.contains(c))
             })
             .ok_or_else(no_room)
@@ -634,7 +635,7 @@ mod tests {
         let mut n3 = node("node-3", json!({}));
         a.assign(nodes(), &mut n3, None).expect("next");
         assert_eq!(n3["spec"]["podCIDR"], "10.42.1.0/24");
-        for bad in ["10.42.5.0/24", "10.99.0.0/24", "junk", "10.42.5.1/24"] {
+        for bad in ["10.99.0.0/24", "junk", "10.42.5.1/24"] {
             let mut n = node("node-x", json!({"podCIDR": bad}));
             let err = a.assign(nodes(), &mut n, None).expect_err(bad);
             assert!(
@@ -646,6 +647,34 @@ mod tests {
         let mut n4 = node("node-4", json!({}));
         a.assign(nodes(), &mut n4, None).expect("reuses");
         assert_eq!(n4["spec"]["podCIDR"], "10.42.0.0/24");
+    }
+
+    #[test]
+    fn requested_pod_cidrs_may_overlap_and_stay_taken_until_their_last_node() {
+        let mut a = alloc();
+        let mut n1 = node("node-1", json!({"podCIDR": "10.42.0.0/24"}));
+        a.assign(nodes(), &mut n1, None).expect("requested");
+        let mut twin = node("twin", json!({"podCIDR": "10.42.0.0/24"}));
+        a.assign(nodes(), &mut twin, None)
+            .expect("same block, as kube-apiserver allows");
+        let mut half = node("half", json!({"podCIDR": "10.42.0.128/25"}));
+        a.assign(nodes(), &mut half, None)
+            .expect("overlapping block");
+        // An update re-assigns the kept block; it is still one holder.
+        let mut again = n1.clone();
+        a.assign(nodes(), &mut again, Some(&n1)).expect("update");
+        a.release(nodes(), &n1);
+        let mut next = node("next", json!({}));
+        a.assign(nodes(), &mut next, None).expect("allocated");
+        assert_eq!(
+            next["spec"]["podCIDR"], "10.42.1.0/24",
+            "twin still holds 10.42.0.0/24"
+        );
+        a.release(nodes(), &twin);
+        a.release(nodes(), &half);
+        let mut last = node("last", json!({}));
+        a.assign(nodes(), &mut last, None).expect("allocated");
+        assert_eq!(last["spec"]["podCIDR"], "10.42.0.0/24");
     }
 
     #[test]
@@ -680,7 +709,7 @@ mod tests {
         assert_eq!(again["spec"]["podCIDRs"], n1["spec"]["podCIDRs"]);
         for bad in [
             json!(["10.42.9.0/24", "fd99::/64"]),
-            json!(["10.42.9.0/24", "fd42:0:0:7::/64"]),
+            json!(["10.42.9.0/24", "fd42:0:0:7::/63"]),
         ] {
             let mut n = node("node-x", json!({"podCIDRs": bad}));
             let err = a.assign(nodes(), &mut n, None).expect_err("bad v6");
