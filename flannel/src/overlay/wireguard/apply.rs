@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use host::link::{LinkInfo, Netlink};
 
-use super::device::UserspaceDevice;
+use super::device::{self, UserspaceDevice};
 use super::engine::{Engine, WireguardMode};
 use super::kernel::{self, Created, KernelDevice};
 use super::key::WgKey;
@@ -96,7 +96,10 @@ impl Wireguard {
         let name = device_name(v6);
         let engine = match self.start_kernel(netlink, name).await? {
             Some(device) => Engine::Kernel(device),
-            None => Engine::Userspace(UserspaceDevice::create(name)?),
+            None => {
+                device::wait_port_free(listen_port(v6));
+                Engine::Userspace(UserspaceDevice::create(name)?)
+            }
         };
         let link = netlink
             .link_by_name(name)

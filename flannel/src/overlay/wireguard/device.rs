@@ -124,6 +124,42 @@ impl UserspaceDevice {
     }
 }
 
+/// How long a previous device of ours may take to let go of its port.
+const PORT_RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Waits until no socket in this thread's namespace holds UDP `port`.
+///
+/// A device dropped in this process (its link deleted by hand, a backend
+/// switch) closes its sockets only when its threads have wound down. Until
+/// then its socket connected to a peer is the kernel's best match for that
+/// peer's packets, so the new device's first handshake answer would land in
+/// the old one and the handshake would wait for its 5 s retry.
+pub fn wait_port_free(port: u16) {
+    let deadline = std::time::Instant::now() + PORT_RELEASE_TIMEOUT;
+    while !port_free(port) {
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(
+                component = "flannel",
+                port,
+                "UDP port still held; starting the WireGuard device anyway"
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Free when a plain (not SO_REUSEPORT) bind of either family succeeds.
+fn port_free(port: u16) -> bool {
+    use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
+    let v4 = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok();
+    let v6 = match UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::AddrInUse,
+    };
+    v4 && v6
+}
+
 /// One packet thread per core, at most 4 (boringtun's default).
 fn threads() -> usize {
     std::thread::available_parallelism()
