@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use common::dualstack::*;
 use common::overlay::streams::{assert_lost_nothing, streams_across_restarts};
 use common::overlay::{
-    Kernel, PREFIX, kernel_of, patch_annotations, peer_ip_of, probe_until_ok, wait_event,
+    Kernel, PREFIX, RouteRow, kernel_of, patch_annotations, peer_ip_of, probe_until_ok, wait_event,
     wait_kernel_of,
 };
 use common::*;
@@ -37,13 +37,11 @@ const UDP: u16 = 8081;
 
 /// The pods a, b, c on node-1..3 serving TCP and UDP; their (v4, v6) IPs.
 async fn three_pods(lab: &lab::Lab) -> Vec<(IpAddr, IpAddr)> {
-    let serve = ["serve", "--tcp", "8080", "--udp", "8081"];
-    let mut ips = Vec::new();
-    for (pod, node) in [("a", "node-1"), ("b", "node-2"), ("c", "node-3")] {
-        let p = create_pod(lab, workload_pod(pod, node, &serve, json!([]))).await;
-        ips.push(pod_ips_dual(&p));
-    }
-    ips
+    three_serving_pods(lab)
+        .await
+        .iter()
+        .map(pod_ips_dual)
+        .collect()
 }
 
 /// Every ordered pair of pods on different nodes, both families, both
@@ -114,32 +112,17 @@ fn assert_family_data(backend: DualBackend, v4: &str, v6: &str) {
             assert_eq!(m6, m6.to_lowercase());
         }
         DualBackend::Wireguard => {
-            let key = data_json(v4)["PublicKey"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let key = common::overlay::wireguard::key_of_data(v4);
             assert_eq!(v4, format!(r#"{{"PublicKey":"{key}","Port":51820}}"#));
             assert_eq!(v6, format!(r#"{{"PublicKey":"{key}","Port":51821}}"#));
         }
     }
 }
 
-fn mac_of(data: &str) -> String {
-    data_json(data)["VtepMAC"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no VtepMAC in {data}"))
-        .to_string()
-}
-
 /// The IPv6 overlay objects of node-1 are exactly those of its two peers.
 async fn assert_ipv6_kernel(lab: &lab::Lab, backend: DualBackend, nodes: &[NodeAnn]) {
     let k = kernel_of(lab, "node-1", true).await;
-    let mut routes: Vec<RouteRow> = k
-        .routes
-        .iter()
-        .map(|r| (r.dst.clone(), r.gateway.clone(), r.dev.clone(), r.onlink))
-        .collect();
-    routes.sort();
+    let routes = k.route_rows();
     assert_eq!(
         routes,
         want_v6_routes(backend, &nodes[1..]),
@@ -160,9 +143,6 @@ async fn assert_ipv6_kernel(lab: &lab::Lab, backend: DualBackend, nodes: &[NodeA
         assert_vxlan_v6_device(lab).await;
     }
 }
-
-/// A route as (dst, gateway, dev, onlink).
-type RouteRow = (String, Option<String>, String, bool);
 
 /// VXLAN: an onlink route per peer via its subnet's network address on
 /// flannel-v6.1; host-gw: via its public-ipv6 on eth0; WireGuard: one
@@ -313,14 +293,7 @@ fn assert_subnet_env(lab: &lab::Lab, backend: DualBackend, cidrs: &[String]) {
 /// Starts a hostNetwork TCP server on node-2 and probes it from `pod` on
 /// both of node-2's addresses; the (IPv4, IPv6) sources node-2 saw.
 async fn remote_node_sees(lab: &lab::Lab, pod: &str) -> (IpAddr, IpAddr) {
-    let mut server = workload_pod(
-        "host-server",
-        "node-2",
-        &["serve", "--tcp", "9100"],
-        json!([]),
-    );
-    server.spec.as_mut().expect("spec").host_network = Some(true);
-    create_pod(lab, server).await;
+    create_host_pod(lab, "host-server", "node-2", &["serve", "--tcp", "9100"]).await;
     let (v4, v6) = underlay(2);
     let mut seen = Vec::new();
     for ip in [v4, v6] {

@@ -29,8 +29,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use common::dualstack::{DualBackend, data_json, has_dual_peer, target, vxlan_data, wireguard_get};
-use common::overlay::{PREFIX, kernel_of, peer_ip_of, probe_json, probe_until_ok, wait_kernel_of};
+use common::dualstack::{
+    DualBackend, flannel_annotations, has_dual_peer, mac_of, target, three_serving_pods,
+    vxlan_data, wireguard_get,
+};
+use common::overlay::{
+    PREFIX, RouteRow, kernel_of, peer_ip_of, probe_json, probe_until_ok, wait_kernel_of,
+};
 use common::*;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PostParams};
@@ -93,13 +98,7 @@ fn pod_ipv6(pod: &Pod) -> IpAddr {
 
 /// The pods a, b, c on node-1..3 serving TCP and UDP; their addresses.
 async fn three_pods(lab: &Lab) -> Vec<IpAddr> {
-    let serve = ["serve", "--tcp", "8080", "--udp", "8081"];
-    let mut ips = Vec::new();
-    for (pod, node) in [("a", "node-1"), ("b", "node-2"), ("c", "node-3")] {
-        let p = create_pod(lab, workload_pod(pod, node, &serve, json!([]))).await;
-        ips.push(pod_ipv6(&p));
-    }
-    ips
+    three_serving_pods(lab).await.iter().map(pod_ipv6).collect()
 }
 
 /// Every ordered pair of pods on different nodes, TCP and UDP: the probe
@@ -136,14 +135,7 @@ async fn node_view(lab: &Lab, name: &str) -> NodeView {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let node = api.get(name).await.expect("get Node");
-        let ann: BTreeMap<String, String> = node
-            .metadata
-            .annotations
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(PREFIX)?.to_string(), v)))
-            .collect();
+        let ann = flannel_annotations(&node);
         if ann.contains_key("public-ipv6") && ann.contains_key("backend-v6-data") {
             let spec = node.spec.unwrap_or_default();
             let addresses = node.status.and_then(|s| s.addresses).unwrap_or_default();
@@ -216,21 +208,11 @@ fn assert_v6_data(backend: DualBackend, data: &str) {
             assert_eq!(mac, mac.to_lowercase());
         }
         DualBackend::Wireguard => {
-            let key = data_json(data)["PublicKey"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let key = common::overlay::wireguard::key_of_data(data);
             assert_eq!(key.len(), 44, "base64 of a 32-byte key: {data}");
             assert_eq!(data, format!(r#"{{"PublicKey":"{key}","Port":51821}}"#));
         }
     }
-}
-
-fn mac_of(data: &str) -> String {
-    data_json(data)["VtepMAC"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no VtepMAC in {data}"))
-        .to_string()
 }
 
 /// node-1's subnet.env: the IPv6 lines only, in K3s's order.
@@ -357,18 +339,10 @@ async fn assert_only_ipv6_masq_table(lab: &Lab, node: &str) {
     );
 }
 
-/// A route as (dst, gateway, dev, onlink).
-type RouteRow = (String, Option<String>, String, bool);
-
 /// node-1's IPv6 overlay objects are exactly those of its two peers.
 async fn assert_ipv6_kernel(lab: &Lab, backend: DualBackend, nodes: &[NodeView]) {
     let k = kernel_of(lab, "node-1", true).await;
-    let mut routes: Vec<RouteRow> = k
-        .routes
-        .iter()
-        .map(|r| (r.dst.clone(), r.gateway.clone(), r.dev.clone(), r.onlink))
-        .collect();
-    routes.sort();
+    let routes = k.route_rows();
     let peers = &nodes[1..];
     let row = |dst: &str, gw: Option<String>, dev: &str, onlink| {
         (dst.to_string(), gw, dev.to_string(), onlink)
@@ -466,14 +440,7 @@ fn assert_wireguard_v6_peers(lab: &Lab, nodes: &[NodeView]) {
 /// A hostNetwork TCP server on node-2; the source address it saw from a
 /// probe by `pod` to its IPv6 address.
 async fn remote_node_sees(lab: &Lab, pod: &str) -> IpAddr {
-    let mut server = workload_pod(
-        "host-server",
-        "node-2",
-        &["serve", "--tcp", "9100"],
-        json!([]),
-    );
-    server.spec.as_mut().expect("spec").host_network = Some(true);
-    create_pod(lab, server).await;
+    create_host_pod(lab, "host-server", "node-2", &["serve", "--tcp", "9100"]).await;
     let ip: IpAddr = underlay_v6(2).parse().expect("underlay address");
     let report = probe_until_ok(lab, pod, "tcp", &target(ip, 9100)).await;
     peer_ip_of(&report)

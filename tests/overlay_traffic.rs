@@ -67,14 +67,8 @@ async fn wireguard_pods_reach_each_other_across_nodes() {
 async fn pod_reaches_remote_node_masqueraded(backend: Backend) {
     let root = RootNs::capture();
     let lab = overlay_lab(3, backend, false).await;
-    let mut on_node = workload_pod(
-        "host-server",
-        "node-2",
-        &["serve", "--tcp", "9100", "--udp", "9101"],
-        json!([]),
-    );
-    on_node.spec.as_mut().expect("spec").host_network = Some(true);
-    create_pod(&lab, on_node).await;
+    let serve = ["serve", "--tcp", "9100", "--udp", "9101"];
+    create_host_pod(&lab, "host-server", "node-2", &serve).await;
     let server = create_pod(
         &lab,
         workload_pod("server", "node-2", &["serve", "--tcp", "8080"], json!([])),

@@ -47,9 +47,7 @@ async fn two_pods_on_one_node_talk_over_tcp_and_udp() {
 async fn a_pod_reaches_its_node() {
     let root = RootNs::capture();
     let lab = lab(1).await;
-    let mut on_node = workload_pod("on-node", "node-1", &["serve", "--tcp", "9100"], json!([]));
-    on_node.spec.as_mut().expect("spec").host_network = Some(true);
-    create_pod(&lab, on_node).await;
+    create_host_pod(&lab, "on-node", "node-1", &["serve", "--tcp", "9100"]).await;
     create_pod(
         &lab,
         workload_pod("a", "node-1", &["serve", "--tcp", "8080"], json!([])),

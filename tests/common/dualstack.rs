@@ -113,6 +113,39 @@ pub async fn create_dual_fake_node(
         .unwrap_or_else(|e| panic!("create Node {name}: {e}"));
 }
 
+/// Pods a, b, c on node-1..3, each serving TCP 8080 and UDP 8081.
+pub async fn three_serving_pods(lab: &Lab) -> Vec<Pod> {
+    let serve = ["serve", "--tcp", "8080", "--udp", "8081"];
+    let mut pods = Vec::new();
+    for (pod, node) in [("a", "node-1"), ("b", "node-2"), ("c", "node-3")] {
+        pods.push(
+            super::create_pod(
+                lab,
+                super::workload_pod(pod, node, &serve, serde_json::json!([])),
+            )
+            .await,
+        );
+    }
+    pods
+}
+
+/// A Node's flannel annotations, keyed without the prefix.
+pub fn flannel_annotations(node: &Node) -> BTreeMap<String, String> {
+    let annotations = node.metadata.annotations.clone().unwrap_or_default();
+    annotations
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(PREFIX)?.to_string(), v)))
+        .collect()
+}
+
+/// The VTEP MAC of a VXLAN `backend-data`.
+pub fn mac_of(data: &str) -> String {
+    data_json(data)["VtepMAC"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no VtepMAC in {data}"))
+        .to_string()
+}
+
 /// A real dual-stack lab node as its peers see it, once its daemon
 /// annotated it: the flannel annotations (short keys) and spec.podCIDRs.
 pub async fn dual_peer(lab: &Lab, name: &str) -> (BTreeMap<String, String>, Vec<String>) {
@@ -120,14 +153,7 @@ pub async fn dual_peer(lab: &Lab, name: &str) -> (BTreeMap<String, String>, Vec<
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let node = api.get(name).await.expect("get Node");
-        let ann: BTreeMap<String, String> = node
-            .metadata
-            .annotations
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(PREFIX)?.to_string(), v)))
-            .collect();
+        let ann = flannel_annotations(&node);
         let cidrs = node.spec.and_then(|s| s.pod_cidrs).unwrap_or_default();
         if ann.contains_key("public-ipv6") && ann.contains_key("backend-v6-data") {
             return (ann, cidrs);

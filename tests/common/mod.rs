@@ -65,6 +65,14 @@ pub fn workload_pod(name: &str, node: &str, args: &[&str], ports: serde_json::Va
     .expect("pod fixture is valid")
 }
 
+/// Runs `nodenet-workload <args>` as a hostNetwork pod `name` on `node`
+/// (a server in the node's own namespace) and waits until it runs.
+pub async fn create_host_pod(lab: &Lab, name: &str, node: &str, args: &[&str]) -> Pod {
+    let mut pod = workload_pod(name, node, args, json!([]));
+    pod.spec.as_mut().expect("spec").host_network = Some(true);
+    create_pod(lab, pod).await
+}
+
 pub async fn create_pod(lab: &Lab, pod: Pod) -> Pod {
     let name = pod.metadata.name.clone().expect("pod fixture has a name");
     let api: Api<Pod> = Api::namespaced(lab.client(), "default");

@@ -183,7 +183,21 @@ pub struct Kernel {
     pub wireguard: Option<WgDevice>,
 }
 
+/// A route as (dst, gateway, dev, onlink), for exact comparisons.
+pub type RouteRow = (String, Option<String>, String, bool);
+
 impl Kernel {
+    /// Every route as a [`RouteRow`], sorted.
+    pub fn route_rows(&self) -> Vec<RouteRow> {
+        let mut rows: Vec<RouteRow> = self
+            .routes
+            .iter()
+            .map(|r| (r.dst.clone(), r.gateway.clone(), r.dev.clone(), r.onlink))
+            .collect();
+        rows.sort();
+        rows
+    }
+
     /// The route to `dst`, if any.
     pub fn route(&self, dst: &str) -> Option<&Route> {
         self.routes.iter().find(|r| r.dst == dst)
