@@ -175,25 +175,6 @@ fn want_v6_routes(backend: DualBackend, peers: &[NodeAnn]) -> Vec<RouteRow> {
 
 type NodeAnn = (std::collections::BTreeMap<String, String>, Vec<String>);
 
-/// flannel-v6.1: VNI 1, UDP 8472 from node-1's IPv6 address, learning off,
-/// MTU 1500 - 70 (the most the kernel accepts over an IPv6 underlay).
-async fn assert_vxlan_v6_device(lab: &lab::Lab) {
-    let argv = ["ip", "-j", "-d", "link", "show", "flannel-v6.1"];
-    let out = lab
-        .exec_on_node("node-1", &argv, PROBE)
-        .await
-        .expect("ip link");
-    let links: Value = serde_json::from_slice(&out.stdout).expect("ip -j link");
-    let link = &links[0];
-    let data = &link["linkinfo"]["info_data"];
-    assert_eq!(link["linkinfo"]["info_kind"], "vxlan", "{link}");
-    assert_eq!(data["id"], 1, "{data}");
-    assert_eq!(data["port"], 8472, "{data}");
-    assert_eq!(data["local6"], "fd30::11", "{data}");
-    assert_eq!(data["learning"], false, "{data}");
-    assert_eq!(link["mtu"], 1430, "{link}");
-}
-
 /// flannel-wg-v6 on node-1: port 51821, one peer per other node with its
 /// IPv6 pod CIDR and `[public-ipv6]:51821` as endpoint.
 fn assert_wireguard_v6_peers(lab: &lab::Lab, nodes: &[NodeAnn]) {

@@ -129,6 +129,26 @@ pub async fn three_serving_pods(lab: &Lab) -> Vec<Pod> {
     pods
 }
 
+/// flannel-v6.1 on node-1: VNI 1, UDP 8472 from its IPv6 address,
+/// learning off, MTU 1500 - 70; its `ip -j -d link` object.
+pub async fn assert_vxlan_v6_device(lab: &Lab) -> Value {
+    let argv = ["ip", "-j", "-d", "link", "show", "flannel-v6.1"];
+    let out = lab
+        .exec_on_node("node-1", &argv, super::PROBE)
+        .await
+        .expect("ip link");
+    let links: Value = serde_json::from_slice(&out.stdout).expect("ip -j link");
+    let link = links[0].clone();
+    let data = &link["linkinfo"]["info_data"];
+    assert_eq!(link["linkinfo"]["info_kind"], "vxlan", "{link}");
+    assert_eq!(data["id"], 1, "{data}");
+    assert_eq!(data["port"], 8472, "{data}");
+    assert_eq!(data["local6"], "fd30::11", "{data}");
+    assert_eq!(data["learning"], false, "{data}");
+    assert_eq!(link["mtu"], 1430, "{link}");
+    link
+}
+
 /// A Node's flannel annotations, keyed without the prefix.
 pub fn flannel_annotations(node: &Node) -> BTreeMap<String, String> {
     let annotations = node.metadata.annotations.clone().unwrap_or_default();
